@@ -1,0 +1,358 @@
+// Package api serves Nebula's HTTP API (CONTRACT §5): JSON over gorilla/mux,
+// with one error shape for every failure.
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"github.com/nebula-engine/nebula/engine"
+	"github.com/nebula-engine/nebula/storage"
+	"github.com/nebula-engine/nebula/tenant"
+)
+
+const (
+	defaultBodyLimit = 4 << 20
+	defaultPageSize  = 50
+	maxPageSize      = 1000
+	maxWait          = 5 * time.Minute
+)
+
+// Config configures the API.
+type Config struct {
+	Service *engine.Service
+	// Ready reports whether the node can serve (it has a leader and its
+	// state caught up); /readyz answers from it.
+	Ready  func() bool
+	Logger *slog.Logger
+	// BodyLimit caps request bodies; zero picks 4 MiB.
+	BodyLimit int64
+}
+
+type server struct {
+	svc    *engine.Service
+	ready  func() bool
+	logger *slog.Logger
+	limit  int64
+}
+
+// New returns the API's handler.
+func New(cfg Config) http.Handler {
+	s := &server{svc: cfg.Service, ready: cfg.Ready, logger: cfg.Logger, limit: cfg.BodyLimit}
+	if s.logger == nil {
+		s.logger = slog.New(slog.DiscardHandler)
+	}
+	if s.limit == 0 {
+		s.limit = defaultBodyLimit
+	}
+	if s.ready == nil {
+		s.ready = func() bool { return true }
+	}
+	r := mux.NewRouter()
+	r.NotFoundHandler = s.handle(func(w http.ResponseWriter, r *http.Request) error {
+		return &Error{Status: http.StatusNotFound, Code: "not_found", Msg: fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path)}
+	})
+	r.MethodNotAllowedHandler = s.handle(func(w http.ResponseWriter, r *http.Request) error {
+		return &Error{Status: http.StatusMethodNotAllowed, Code: "bad_request", Msg: fmt.Sprintf("method %s not allowed on %s", r.Method, r.URL.Path)}
+	})
+	r.Handle("/healthz", s.handle(s.healthz)).Methods(http.MethodGet)
+	r.Handle("/readyz", s.handle(s.readyz)).Methods(http.MethodGet)
+
+	v1 := r.PathPrefix("/v1").Subrouter()
+	v1.Handle("/workflows", s.handle(s.createWorkflow)).Methods(http.MethodPost)
+	v1.Handle("/workflows", s.handle(s.listWorkflows)).Methods(http.MethodGet)
+	v1.Handle("/workflows/{id}", s.handle(s.putWorkflow)).Methods(http.MethodPut)
+	v1.Handle("/workflows/{id}", s.handle(s.getWorkflow)).Methods(http.MethodGet)
+	v1.Handle("/workflows/{id}", s.handle(s.deleteWorkflow)).Methods(http.MethodDelete)
+	v1.Handle("/workflows/{id}/executions", s.handle(s.startExecution)).Methods(http.MethodPost)
+	v1.Handle("/executions", s.handle(s.listExecutions)).Methods(http.MethodGet)
+	v1.Handle("/executions/{id}", s.handle(s.getExecution)).Methods(http.MethodGet)
+	v1.Handle("/executions/{id}/journal", s.handle(s.journal)).Methods(http.MethodGet)
+	return r
+}
+
+// handle adapts a handler that returns an error, writing the error shape.
+func (s *server) handle(h func(http.ResponseWriter, *http.Request) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, s.limit)
+		if err := h(w, r); err != nil {
+			s.writeError(w, r, err)
+		}
+	})
+}
+
+func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	status, code := statusOf(err)
+	msg := err.Error()
+	if status == http.StatusInternalServerError {
+		s.logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		msg = "internal error"
+	}
+	if status == http.StatusRequestEntityTooLarge {
+		msg = fmt.Sprintf("request body exceeds %d bytes", s.limit)
+	}
+	writeJSON(w, status, map[string]any{"error": map[string]string{"code": code, "message": msg}})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	return enc.Encode(v)
+}
+
+// readBody reads the whole body, refusing one that is not JSON.
+func readBody(r *http.Request) ([]byte, error) {
+	b, err := io.ReadAll(r.Body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, err
+		}
+		return nil, badRequest("reading body: %v", err)
+	}
+	if len(bytes.TrimSpace(b)) == 0 {
+		return nil, badRequest("request body is empty")
+	}
+	if !json.Valid(b) {
+		var v any
+		err := json.Unmarshal(b, &v)
+		return nil, badRequest("malformed JSON body: %v", err)
+	}
+	return b, nil
+}
+
+// tenantOf returns the caller's tenant.
+func tenantOf(*http.Request) string { return tenant.Default }
+
+func (s *server) healthz(w http.ResponseWriter, r *http.Request) error {
+	return writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *server) readyz(w http.ResponseWriter, r *http.Request) error {
+	if !s.ready() {
+		return &Error{Status: http.StatusServiceUnavailable, Code: "no_leader", Msg: "not ready: no leader, or state not caught up"}
+	}
+	return writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+func (s *server) decodeDefinition(r *http.Request) (*engine.Definition, error) {
+	body, err := readBody(r)
+	if err != nil {
+		return nil, err
+	}
+	return engine.ParseDefinition(body)
+}
+
+func (s *server) putWorkflow(w http.ResponseWriter, r *http.Request) error {
+	def, err := s.decodeDefinition(r)
+	if err != nil {
+		return err
+	}
+	id := mux.Vars(r)["id"]
+	if def.ID != "" && def.ID != id {
+		return &Error{Status: http.StatusBadRequest, Code: "invalid_workflow", Msg: fmt.Sprintf("body id %q does not match path id %q", def.ID, id)}
+	}
+	def.ID = id
+	wf, err := s.svc.PutWorkflow(r.Context(), tenantOf(r), def)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, viewWorkflow(wf))
+}
+
+func (s *server) createWorkflow(w http.ResponseWriter, r *http.Request) error {
+	def, err := s.decodeDefinition(r)
+	if err != nil {
+		return err
+	}
+	wf, err := s.svc.PutWorkflow(r.Context(), tenantOf(r), def)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusCreated, viewWorkflow(wf))
+}
+
+func (s *server) getWorkflow(w http.ResponseWriter, r *http.Request) error {
+	id := mux.Vars(r)["id"]
+	wf, err := s.svc.GetWorkflow(r.Context(), tenantOf(r), id)
+	if err != nil {
+		return fmt.Errorf("workflow %q: %w", id, err)
+	}
+	return writeJSON(w, http.StatusOK, viewWorkflow(wf))
+}
+
+func (s *server) listWorkflows(w http.ResponseWriter, r *http.Request) error {
+	page, err := pageOf(r)
+	if err != nil {
+		return err
+	}
+	wfs, next, err := s.svc.ListWorkflows(r.Context(), tenantOf(r), page)
+	if err != nil {
+		return err
+	}
+	items := make([]any, len(wfs))
+	for i, wf := range wfs {
+		items[i] = viewWorkflow(wf)
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"items": items, "next_cursor": next})
+}
+
+func (s *server) deleteWorkflow(w http.ResponseWriter, r *http.Request) error {
+	id := mux.Vars(r)["id"]
+	if err := s.svc.DeleteWorkflow(r.Context(), tenantOf(r), id); err != nil {
+		return fmt.Errorf("workflow %q: %w", id, err)
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *server) startExecution(w http.ResponseWriter, r *http.Request) error {
+	wait, err := waitOf(r)
+	if err != nil {
+		return err
+	}
+	var body struct {
+		Input          json.RawMessage `json:"input"`
+		IdempotencyKey string          `json:"idempotency_key"`
+	}
+	if raw, err := io.ReadAll(r.Body); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return err
+		}
+		return badRequest("reading body: %v", err)
+	} else if len(bytes.TrimSpace(raw)) > 0 {
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&body); err != nil {
+			return badRequest("malformed JSON body: %v", err)
+		}
+		if dec.More() {
+			return badRequest("malformed JSON body: data after the object")
+		}
+	}
+	if len(body.IdempotencyKey) > 256 {
+		return badRequest("idempotency_key longer than 256 bytes")
+	}
+	if t := bytes.TrimSpace(body.Input); len(t) > 0 && t[0] != '{' && !bytes.Equal(t, []byte("null")) {
+		return badRequest("input must be a JSON object")
+	}
+	e, created, err := s.svc.StartExecution(r.Context(), engine.StartRequest{
+		Tenant:         tenantOf(r),
+		WorkflowID:     mux.Vars(r)["id"],
+		Input:          body.Input,
+		IdempotencyKey: body.IdempotencyKey,
+	})
+	if err != nil {
+		return err
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+	}
+	if wait > 0 {
+		status = http.StatusOK
+		if e, err = s.svc.WaitExecution(r.Context(), e.TenantID, e.ID, wait); err != nil {
+			return err
+		}
+	}
+	return writeJSON(w, status, viewExecution(e))
+}
+
+func (s *server) getExecution(w http.ResponseWriter, r *http.Request) error {
+	wait, err := waitOf(r)
+	if err != nil {
+		return err
+	}
+	id := mux.Vars(r)["id"]
+	var e *storage.Execution
+	if wait > 0 {
+		e, err = s.svc.WaitExecution(r.Context(), tenantOf(r), id, wait)
+	} else {
+		e, err = s.svc.GetExecution(r.Context(), tenantOf(r), id)
+	}
+	if err != nil {
+		return fmt.Errorf("execution %q: %w", id, err)
+	}
+	return writeJSON(w, http.StatusOK, viewExecution(e))
+}
+
+func (s *server) listExecutions(w http.ResponseWriter, r *http.Request) error {
+	page, err := pageOf(r)
+	if err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	f := storage.ExecutionFilter{WorkflowID: q.Get("workflow"), Status: q.Get("status")}
+	if f.Status != "" && !validStatus(engine.ExecutionStatus(f.Status)) {
+		return badRequest("unknown status %q", f.Status)
+	}
+	execs, next, err := s.svc.ListExecutions(r.Context(), tenantOf(r), f, page)
+	if err != nil {
+		return err
+	}
+	items := make([]any, len(execs))
+	for i, e := range execs {
+		items[i] = viewExecution(e)
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"items": items, "next_cursor": next})
+}
+
+func (s *server) journal(w http.ResponseWriter, r *http.Request) error {
+	id := mux.Vars(r)["id"]
+	entries, err := s.svc.Journal(r.Context(), tenantOf(r), id)
+	if err != nil {
+		return fmt.Errorf("execution %q: %w", id, err)
+	}
+	items := make([]any, len(entries))
+	for i, e := range entries {
+		items[i] = viewEntry(e)
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"items": items})
+}
+
+// pageOf reads ?limit= and ?cursor=.
+func pageOf(r *http.Request) (storage.Page, error) {
+	q := r.URL.Query()
+	p := storage.Page{Cursor: q.Get("cursor"), Limit: defaultPageSize}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxPageSize {
+			return p, badRequest("limit must be an integer from 1 to %d, got %q", maxPageSize, v)
+		}
+		p.Limit = n
+	}
+	return p, nil
+}
+
+// waitOf reads ?wait= as a duration ("30s"); absent is 0.
+func waitOf(r *http.Request) (time.Duration, error) {
+	v := r.URL.Query().Get("wait")
+	if v == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 || d > maxWait {
+		return 0, badRequest("wait must be a duration from 0s to %s, got %q", maxWait, v)
+	}
+	return d, nil
+}
+
+func validStatus(s engine.ExecutionStatus) bool {
+	switch s {
+	case engine.StatusPending, engine.StatusRunning, engine.StatusSucceeded,
+		engine.StatusFailed, engine.StatusCancelled, engine.StatusTimedOut:
+		return true
+	}
+	return false
+}

@@ -1,0 +1,456 @@
+// Package cluster runs Nebula's replicated log: a hashicorp/raft node over
+// raft-boltdb storage, feeding the fsm package, with group commit of
+// concurrent proposals into shared log entries.
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+
+	"github.com/nebula-engine/nebula/engine"
+	"github.com/nebula-engine/nebula/fsm"
+	"github.com/nebula-engine/nebula/storage"
+)
+
+// Errors a proposal may meet before or after it reaches the log.
+var (
+	// ErrNoLeader: this node is not the leader and knows of none that
+	// could take the write.
+	ErrNoLeader = storage.ErrNoLeader
+	// ErrUnknownOutcome: leadership was lost while the write was in
+	// flight; it may or may not have been applied.
+	ErrUnknownOutcome = fmt.Errorf("%w: leadership lost, outcome unknown", storage.ErrUnavailable)
+	// ErrShutdown: the node is stopping.
+	ErrShutdown = fmt.Errorf("%w: node is shutting down", storage.ErrUnavailable)
+)
+
+// Config configures a Node.
+type Config struct {
+	NodeID string
+	// Dir holds the Raft log, stable store and snapshots.
+	Dir string
+	// BindAddr is the Raft TCP address. Empty means a group of one that
+	// never talks to peers: an in-memory transport, no port opened.
+	BindAddr string
+	// Bootstrap makes a node with no Raft state start a group of one.
+	Bootstrap bool
+	FSM       *fsm.FSM
+	Logger    *slog.Logger
+
+	// HeartbeatTimeout also sets the election and leader lease timeouts;
+	// zero picks 1s (or 100ms for a group of one, where nothing can be
+	// lost by electing fast).
+	HeartbeatTimeout time.Duration
+	// SnapshotThreshold is the number of entries after which a snapshot
+	// is taken and the log trimmed; zero picks 8192.
+	SnapshotThreshold uint64
+	// SnapshotInterval is how often the threshold is checked; zero picks
+	// 30s.
+	SnapshotInterval time.Duration
+	// MaxBatch caps the commands sharing one log entry; zero picks 1024.
+	MaxBatch int
+	// ApplyTimeout bounds how long a proposal waits to enter the log;
+	// zero picks 10s.
+	ApplyTimeout time.Duration
+}
+
+// Node is one member of the Raft group.
+type Node struct {
+	cfg    Config
+	logger *slog.Logger
+	raft   *raft.Raft
+	fsm    *fsm.FSM
+	stores io.Closer
+
+	proposals chan *proposal
+	inflight  chan struct{}
+
+	ready     atomic.Bool // leader with its FSM caught up
+	stop      chan struct{}
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+}
+
+type proposal struct {
+	cmd  engine.Command
+	done chan outcome
+}
+
+type outcome struct {
+	res engine.Result
+	err error
+}
+
+// Open starts a Raft node.
+func Open(ctx context.Context, cfg Config) (*Node, error) {
+	if cfg.NodeID == "" {
+		return nil, errors.New("cluster: node id is required")
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	logger = logger.With("node", cfg.NodeID)
+	single := cfg.BindAddr == ""
+	if cfg.HeartbeatTimeout == 0 {
+		cfg.HeartbeatTimeout = time.Second
+		if single {
+			cfg.HeartbeatTimeout = 100 * time.Millisecond
+		}
+	}
+	if cfg.SnapshotThreshold == 0 {
+		cfg.SnapshotThreshold = 8192
+	}
+	if cfg.SnapshotInterval == 0 {
+		cfg.SnapshotInterval = 30 * time.Second
+	}
+	if cfg.MaxBatch == 0 {
+		cfg.MaxBatch = 1024
+	}
+	if cfg.ApplyTimeout == 0 {
+		cfg.ApplyTimeout = 10 * time.Second
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
+
+	hl := hclogFor(logger, "raft")
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(cfg.NodeID)
+	rc.Logger = hl
+	rc.HeartbeatTimeout = cfg.HeartbeatTimeout
+	rc.ElectionTimeout = cfg.HeartbeatTimeout
+	rc.LeaderLeaseTimeout = cfg.HeartbeatTimeout / 2
+	rc.SnapshotThreshold = cfg.SnapshotThreshold
+	rc.SnapshotInterval = cfg.SnapshotInterval
+	rc.TrailingLogs = cfg.SnapshotThreshold
+	rc.BatchApplyCh = true
+
+	bolt, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.Dir, "raft.db")})
+	if err != nil {
+		return nil, fmt.Errorf("cluster: open raft log: %w", err)
+	}
+	logs, err := raft.NewLogCache(1024, bolt)
+	if err != nil {
+		bolt.Close()
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, 2, hl)
+	if err != nil {
+		bolt.Close()
+		return nil, fmt.Errorf("cluster: open snapshots: %w", err)
+	}
+	// The state store survives restarts with every entry it applied, so a
+	// restart normally replays only the entries after it. Only a store
+	// that is behind the newest snapshot (e.g. a fresh data dir under an
+	// old raft dir) must be restored from that snapshot first.
+	restore, err := needsRestore(snaps, cfg.FSM.AppliedIndex())
+	if err != nil {
+		bolt.Close()
+		return nil, err
+	}
+	rc.NoSnapshotRestoreOnStart = !restore
+
+	var trans raft.Transport
+	var addr raft.ServerAddress
+	if single {
+		addr, trans = raft.NewInmemTransport(raft.ServerAddress(cfg.NodeID))
+	} else {
+		tt, err := raft.NewTCPTransportWithLogger(cfg.BindAddr, nil, 3, 10*time.Second, hl)
+		if err != nil {
+			bolt.Close()
+			return nil, fmt.Errorf("cluster: raft transport on %s: %w", cfg.BindAddr, err)
+		}
+		addr, trans = tt.LocalAddr(), tt
+	}
+
+	if cfg.Bootstrap {
+		has, err := raft.HasExistingState(logs, bolt, snaps)
+		if err != nil {
+			bolt.Close()
+			return nil, fmt.Errorf("cluster: %w", err)
+		}
+		if !has {
+			conf := raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: addr}}}
+			if err := raft.BootstrapCluster(rc, logs, bolt, snaps, trans, conf); err != nil {
+				bolt.Close()
+				return nil, fmt.Errorf("cluster: bootstrap: %w", err)
+			}
+		}
+	}
+
+	n := &Node{
+		cfg:       cfg,
+		logger:    logger,
+		fsm:       cfg.FSM,
+		stores:    bolt,
+		proposals: make(chan *proposal, 4*cfg.MaxBatch),
+		// Two entries in flight: one being written while the previous
+		// one applies. More would shrink batches without adding speed.
+		inflight: make(chan struct{}, 2),
+		stop:     make(chan struct{}),
+	}
+	r, err := raft.NewRaft(rc, &raftFSM{f: cfg.FSM, logger: logger}, logs, bolt, snaps, trans)
+	if err != nil {
+		bolt.Close()
+		return nil, fmt.Errorf("cluster: start raft: %w", err)
+	}
+	n.raft = r
+	n.wg.Add(2)
+	go n.batchLoop()
+	go n.leadershipLoop()
+	return n, nil
+}
+
+func needsRestore(snaps raft.SnapshotStore, applied uint64) (bool, error) {
+	list, err := snaps.List()
+	if err != nil {
+		return false, fmt.Errorf("cluster: list snapshots: %w", err)
+	}
+	return len(list) > 0 && list[0].Index > applied, nil
+}
+
+// Submit proposes cmd and waits until it is applied, returning what
+// applying it produced.
+func (n *Node) Submit(ctx context.Context, cmd engine.Command) (engine.Result, error) {
+	if n.raft.State() != raft.Leader {
+		return engine.Result{}, ErrNoLeader
+	}
+	p := &proposal{cmd: cmd, done: make(chan outcome, 1)}
+	select {
+	case n.proposals <- p:
+	case <-ctx.Done():
+		return engine.Result{}, ctx.Err()
+	case <-n.stop:
+		return engine.Result{}, ErrShutdown
+	}
+	select {
+	case o := <-p.done:
+		return o.res, o.err
+	case <-ctx.Done():
+		return engine.Result{}, ctx.Err()
+	}
+}
+
+// batchLoop is the group commit: it waits for a free in-flight slot, then
+// cuts one log entry from every proposal waiting at that moment. Under load
+// proposals pile up while earlier entries are written, so one fsync
+// carries many commands; when idle a lone proposal goes out at once.
+func (n *Node) batchLoop() {
+	defer n.wg.Done()
+	batch := make([]*proposal, 0, n.cfg.MaxBatch)
+	for {
+		select {
+		case n.inflight <- struct{}{}:
+		case <-n.stop:
+			return
+		}
+		var first *proposal
+		select {
+		case first = <-n.proposals:
+		case <-n.stop:
+			return
+		}
+		batch = append(batch[:0], first)
+	drain:
+		for len(batch) < n.cfg.MaxBatch {
+			select {
+			case p := <-n.proposals:
+				batch = append(batch, p)
+			default:
+				break drain
+			}
+		}
+		n.propose(batch)
+		batch = make([]*proposal, 0, n.cfg.MaxBatch)
+	}
+}
+
+// propose writes one entry and answers its proposals when it is applied.
+func (n *Node) propose(batch []*proposal) {
+	cmds := make([]engine.Command, len(batch))
+	for i, p := range batch {
+		cmds[i] = p.cmd
+	}
+	data, err := fsm.EncodeBatch(time.Now(), cmds)
+	if err != nil {
+		n.answer(batch, nil, err)
+		<-n.inflight
+		return
+	}
+	fut := n.raft.Apply(data, n.cfg.ApplyTimeout)
+	go func() {
+		defer func() { <-n.inflight }()
+		if err := fut.Error(); err != nil {
+			n.answer(batch, nil, translate(err))
+			return
+		}
+		res, _ := fut.Response().([]engine.Result)
+		n.answer(batch, res, nil)
+	}()
+}
+
+func (n *Node) answer(batch []*proposal, res []engine.Result, err error) {
+	for i, p := range batch {
+		o := outcome{err: err}
+		if err == nil {
+			if i < len(res) {
+				o.res = res[i]
+			} else {
+				o.err = errors.New("cluster: entry applied without a result")
+			}
+		}
+		p.done <- o
+	}
+}
+
+func translate(err error) error {
+	switch {
+	case errors.Is(err, raft.ErrNotLeader):
+		return ErrNoLeader
+	case errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrLeadershipTransferInProgress):
+		return ErrUnknownOutcome
+	case errors.Is(err, raft.ErrRaftShutdown):
+		return ErrShutdown
+	case errors.Is(err, raft.ErrEnqueueTimeout):
+		return fmt.Errorf("%w: %v", ErrNoLeader, err)
+	}
+	return err
+}
+
+// leadershipLoop tracks whether this node leads with an FSM that has
+// applied everything committed before: only then may it answer as the
+// source of truth.
+func (n *Node) leadershipLoop() {
+	defer n.wg.Done()
+	for {
+		select {
+		case leader := <-n.raft.LeaderCh():
+			n.ready.Store(false)
+			if !leader {
+				n.logger.Info("lost leadership")
+				continue
+			}
+			if err := n.raft.Barrier(n.cfg.ApplyTimeout).Error(); err != nil {
+				n.logger.Warn("barrier after election failed", "err", err)
+				continue
+			}
+			n.ready.Store(true)
+			n.logger.Info("leading", "term", n.raft.CurrentTerm(), "applied", n.fsm.AppliedIndex())
+		case <-n.stop:
+			return
+		}
+	}
+}
+
+// Ready reports whether this node can serve: it leads, and its state has
+// caught up with everything committed before its election.
+func (n *Node) Ready() bool { return n.ready.Load() }
+
+// WaitReady blocks until Ready or ctx ends.
+func (n *Node) WaitReady(ctx context.Context) error {
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for !n.Ready() {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("cluster: not ready: %w", ctx.Err())
+		case <-t.C:
+		}
+	}
+	return nil
+}
+
+// Stats returns Raft's view of the node, for diagnostics.
+func (n *Node) Stats() map[string]string { return n.raft.Stats() }
+
+// Snapshot forces a snapshot now (and trims the log).
+func (n *Node) Snapshot() error { return n.raft.Snapshot().Error() }
+
+// Close stops the node. Proposals not yet in the log fail with
+// ErrShutdown.
+func (n *Node) Close() error {
+	var err error
+	n.closeOnce.Do(func() {
+		close(n.stop)
+		err = n.raft.Shutdown().Error()
+		n.wg.Wait()
+		for {
+			select {
+			case p := <-n.proposals:
+				p.done <- outcome{err: ErrShutdown}
+				continue
+			default:
+			}
+			break
+		}
+		if cerr := n.stores.Close(); err == nil {
+			err = cerr
+		}
+	})
+	return err
+}
+
+// raftFSM adapts fsm.FSM to hashicorp/raft.
+type raftFSM struct {
+	f      *fsm.FSM
+	logger *slog.Logger
+}
+
+var _ raft.BatchingFSM = (*raftFSM)(nil)
+
+func (r *raftFSM) ApplyBatch(logs []*raft.Log) []interface{} {
+	entries := make([]fsm.Entry, len(logs))
+	for i, l := range logs {
+		entries[i].Index = l.Index
+		if l.Type == raft.LogCommand {
+			entries[i].Data = l.Data
+		}
+	}
+	res := r.f.Apply(entries)
+	out := make([]interface{}, len(res))
+	for i, r := range res {
+		if r != nil {
+			out[i] = r
+		}
+	}
+	return out
+}
+
+func (r *raftFSM) Apply(l *raft.Log) interface{} { return r.ApplyBatch([]*raft.Log{l})[0] }
+
+func (r *raftFSM) Snapshot() (raft.FSMSnapshot, error) {
+	s, err := r.f.Capture(context.Background())
+	if err != nil {
+		return nil, err
+	}
+	return &raftSnapshot{s: s}, nil
+}
+
+func (r *raftFSM) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	return r.f.Restore(context.Background(), rc)
+}
+
+type raftSnapshot struct{ s *fsm.Snapshot }
+
+func (s *raftSnapshot) Persist(sink raft.SnapshotSink) error {
+	if _, err := s.s.WriteTo(sink); err != nil {
+		sink.Cancel()
+		return err
+	}
+	return sink.Close()
+}
+
+func (s *raftSnapshot) Release() { s.s.Release() }

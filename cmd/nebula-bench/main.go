@@ -1,0 +1,143 @@
+// Command nebula-bench drives a running Nebula over its HTTP API and
+// reports executions per second and start-to-finish latency.
+//
+// The "chain" workload applies a 3-node builtin.set chain with expressions
+// and starts it -count times from -clients concurrent clients, each request
+// waiting (?wait=) for the execution to finish.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+const chainWorkflow = `{
+  "id": "bench-chain",
+  "name": "3-node set chain",
+  "nodes": [
+    {"id": "a", "action": "builtin.set", "params": {"value": {"n": "{{ input.n + 1 }}"}}},
+    {"id": "b", "action": "builtin.set", "params": {"value": {"n": "{{ nodes.a.output.n * 2 }}"}}},
+    {"id": "c", "action": "builtin.set", "params": {"value": "n={{ nodes.b.output.n }}"}}
+  ],
+  "connections": [{"from": "a", "to": "b"}, {"from": "b", "to": "c"}]
+}`
+
+func main() {
+	addr := flag.String("addr", "http://127.0.0.1:8787", "Nebula API address")
+	clients := flag.Int("clients", 32, "concurrent clients")
+	count := flag.Int("count", 1000, "executions to start")
+	wait := flag.Duration("wait", 30*time.Second, "how long each request waits for its execution")
+	flag.Parse()
+	if *clients < 1 || *count < 1 {
+		fmt.Fprintln(os.Stderr, "nebula-bench: -clients and -count must be positive")
+		os.Exit(2)
+	}
+	if err := run(*addr, *clients, *count, *wait); err != nil {
+		fmt.Fprintln(os.Stderr, "nebula-bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(addr string, clients, count int, wait time.Duration) error {
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients}, Timeout: wait + 30*time.Second}
+	ctx := context.Background()
+	if err := do(ctx, hc, http.MethodPut, addr+"/v1/workflows/bench-chain", chainWorkflow, http.StatusOK, nil); err != nil {
+		return fmt.Errorf("apply workflow: %w", err)
+	}
+	url := fmt.Sprintf("%s/v1/workflows/bench-chain/executions?wait=%s", addr, wait)
+
+	var next atomic.Int64
+	var failed atomic.Int64
+	lat := make([][]time.Duration, clients)
+	var firstErr atomic.Value
+	var wg sync.WaitGroup
+	start := time.Now()
+	for c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1)
+				if i > int64(count) {
+					return
+				}
+				t0 := time.Now()
+				var out struct {
+					Status string `json:"status"`
+				}
+				body := fmt.Sprintf(`{"input": {"n": %d}}`, i)
+				err := do(ctx, hc, http.MethodPost, url, body, http.StatusOK, &out)
+				if err == nil && out.Status != "succeeded" {
+					err = fmt.Errorf("execution ended %q", out.Status)
+				}
+				if err != nil {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, err)
+					continue
+				}
+				lat[c] = append(lat[c], time.Since(t0))
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+
+	var all []time.Duration
+	for _, l := range lat {
+		all = append(all, l...)
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
+	ok := len(all)
+	fmt.Printf("workload      chain (3 x builtin.set), %d clients, %d executions\n", clients, count)
+	fmt.Printf("succeeded     %d\n", ok)
+	fmt.Printf("failed        %d\n", failed.Load())
+	fmt.Printf("elapsed       %s\n", elapsed.Round(time.Millisecond))
+	fmt.Printf("throughput    %.0f executions/s\n", float64(ok)/elapsed.Seconds())
+	if ok > 0 {
+		fmt.Printf("latency       p50 %s  p90 %s  p99 %s  max %s\n",
+			pct(all, 0.50), pct(all, 0.90), pct(all, 0.99), all[ok-1].Round(time.Microsecond))
+	}
+	if err, _ := firstErr.Load().(error); err != nil {
+		return fmt.Errorf("%d executions failed; first: %w", failed.Load(), err)
+	}
+	return nil
+}
+
+func pct(sorted []time.Duration, p float64) time.Duration {
+	i := int(float64(len(sorted)-1) * p)
+	return sorted[i].Round(time.Microsecond)
+}
+
+func do(ctx context.Context, hc *http.Client, method, url, body string, want int, out any) error {
+	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewBufferString(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != want {
+		return fmt.Errorf("%s %s: %d %s", method, url, resp.StatusCode, bytes.TrimSpace(b))
+	}
+	if out != nil {
+		return json.Unmarshal(b, out)
+	}
+	return nil
+}

@@ -1,0 +1,88 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"sort"
+)
+
+// Action runs one attempt of a node: it gets the node's resolved params
+// and returns its output as JSON. A returned error fails the attempt.
+type Action interface {
+	Run(ctx context.Context, params json.RawMessage) (json.RawMessage, error)
+}
+
+// ActionFunc adapts a function to Action.
+type ActionFunc func(ctx context.Context, params json.RawMessage) (json.RawMessage, error)
+
+// Run calls f.
+func (f ActionFunc) Run(ctx context.Context, params json.RawMessage) (json.RawMessage, error) {
+	return f(ctx, params)
+}
+
+// Actions is a set of runnable actions by name.
+type Actions map[string]Action
+
+// Has reports whether the set holds an action; it is the KnownAction of
+// Options.
+func (a Actions) Has(name string) bool { _, ok := a[name]; return ok }
+
+// Names returns the action names, sorted.
+func (a Actions) Names() []string {
+	names := make([]string, 0, len(a))
+	for n := range a {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Builtins returns the builtin actions. builtin.log writes to logger.
+func Builtins(logger *slog.Logger) Actions {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return Actions{
+		"builtin.set":  ActionFunc(runSet),
+		"builtin.noop": ActionFunc(runNoop),
+		"builtin.log": ActionFunc(func(ctx context.Context, params json.RawMessage) (json.RawMessage, error) {
+			return runLog(ctx, logger, params)
+		}),
+	}
+}
+
+// runSet returns its (already resolved) value.
+func runSet(_ context.Context, params json.RawMessage) (json.RawMessage, error) {
+	var p struct {
+		Value json.RawMessage `json:"value"`
+	}
+	if err := json.Unmarshal(params, &p); err != nil {
+		return nil, fmt.Errorf("builtin.set: params: %w", err)
+	}
+	if len(p.Value) == 0 {
+		return json.RawMessage("null"), nil
+	}
+	return p.Value, nil
+}
+
+func runNoop(context.Context, json.RawMessage) (json.RawMessage, error) {
+	return json.RawMessage("{}"), nil
+}
+
+func runLog(ctx context.Context, logger *slog.Logger, params json.RawMessage) (json.RawMessage, error) {
+	var p struct {
+		Message any `json:"message"`
+	}
+	if err := json.Unmarshal(params, &p); err != nil {
+		return nil, fmt.Errorf("builtin.log: params: %w", err)
+	}
+	msg, ok := p.Message.(string)
+	if !ok {
+		b, _ := json.Marshal(p.Message)
+		msg = string(b)
+	}
+	logger.InfoContext(ctx, msg, "action", "builtin.log")
+	return json.Marshal(map[string]string{"message": msg})
+}

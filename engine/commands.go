@@ -1,0 +1,117 @@
+package engine
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/nebula-engine/nebula/storage"
+)
+
+// Command is a change to durable state. Commands are proposed through the
+// replicated log and applied by Machine on every node; they carry every
+// nondeterministic input (ids, results of actions) so that applying them is
+// deterministic. The time of application comes from the log entry that
+// carries the command, stamped by the leader.
+type Command interface {
+	commandName() string
+}
+
+// PutWorkflow stores a new version of a workflow. Definition is the
+// canonical JSON of a definition that already passed Compile.
+type PutWorkflow struct {
+	Tenant     string
+	ID         string
+	Definition json.RawMessage
+}
+
+// DeleteWorkflow hides a workflow; running executions keep their version.
+type DeleteWorkflow struct {
+	Tenant string
+	ID     string
+}
+
+// StartExecution creates an execution of the latest version of a workflow
+// and schedules its root nodes. ExecutionID is made by the proposer.
+type StartExecution struct {
+	Tenant         string
+	ExecutionID    string
+	WorkflowID     string
+	Input          json.RawMessage
+	IdempotencyKey string
+}
+
+// ClaimTasks leases up to Max ready tasks to Holder for TTL.
+type ClaimTasks struct {
+	Holder string
+	Max    int
+	TTL    time.Duration
+}
+
+// CompleteTask records the result of one attempt. Exactly one of Output
+// and Error is meaningful: a non-empty Error means the attempt failed.
+type CompleteTask struct {
+	TaskID string
+	Token  uint64
+	Output json.RawMessage
+	Error  string
+}
+
+// RenewLease extends the lease of a running attempt (a heartbeat).
+type RenewLease struct {
+	TaskID string
+	Token  uint64
+	TTL    time.Duration
+}
+
+// ReclaimTasks hands back tasks whose lease expired, and — when
+// HolderPrefix is set — every task leased by a holder with that prefix
+// other than KeepHolder (a restarted node reclaiming its previous
+// incarnation's work at once instead of waiting for the TTL). Each
+// reclaimed attempt is recorded as failed and a new attempt is scheduled.
+type ReclaimTasks struct {
+	Max          int
+	HolderPrefix string
+	KeepHolder   string
+}
+
+func (PutWorkflow) commandName() string    { return "put_workflow" }
+func (DeleteWorkflow) commandName() string { return "delete_workflow" }
+func (StartExecution) commandName() string { return "start_execution" }
+func (ClaimTasks) commandName() string     { return "claim_tasks" }
+func (CompleteTask) commandName() string   { return "complete_task" }
+func (RenewLease) commandName() string     { return "renew_lease" }
+func (ReclaimTasks) commandName() string   { return "reclaim_tasks" }
+
+// Result is what applying one command produced. Err carries an
+// application-level refusal (not found, conflict, stale lease); it travels
+// back to the proposer and is never a reason to stop applying the log.
+type Result struct {
+	Err error
+
+	Version     int             // PutWorkflow
+	ExecutionID string          // StartExecution
+	Created     bool            // StartExecution: false when the idempotency key was used before
+	Tasks       []*storage.Task // ClaimTasks
+	Accepted    bool            // CompleteTask, RenewLease: the token still held the lease
+	Reclaimed   int             // ReclaimTasks
+}
+
+// Event tells observers what an applied command changed; events are
+// published only after the transaction that made them committed.
+type Event struct {
+	Kind        EventKind
+	Tenant      string
+	ExecutionID string
+}
+
+// EventKind names what happened.
+type EventKind uint8
+
+const (
+	// EventTasksReady: new tasks wait for workers.
+	EventTasksReady EventKind = iota + 1
+	// EventExecutionChanged: an execution's status or nodes changed.
+	EventExecutionChanged
+	// EventExecutionFinished: an execution reached a terminal status.
+	EventExecutionFinished
+)

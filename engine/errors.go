@@ -1,0 +1,18 @@
+package engine
+
+import "errors"
+
+// Sentinel errors. Functions wrap them with %w and a message that names
+// the problem, so callers can map them to API error codes with errors.Is.
+var (
+	// ErrInvalidWorkflow reports a definition that is well formed but
+	// breaks a rule: a bad id, an unknown action, a cycle, an expression
+	// that does not compile...
+	ErrInvalidWorkflow = errors.New("invalid workflow")
+	// ErrMalformed reports a definition that cannot be decoded: a JSON or
+	// YAML syntax error, a value of the wrong type, an unknown field.
+	ErrMalformed = errors.New("malformed definition")
+	// ErrExpression reports an expression that failed at run time, including
+	// one that exceeded an evaluation limit.
+	ErrExpression = errors.New("expression error")
+)

@@ -1,0 +1,14 @@
+package engine
+
+// Journal entry types (CONTRACT §5). Each entry of an execution's journal
+// carries one of them in its "type" field.
+const (
+	EntryExecutionStarted      = "execution_started"
+	EntryNodeAttemptStarted    = "node_attempt_started"
+	EntryNodeAttemptFinished   = "node_attempt_finished"
+	EntryExecutionSucceeded    = "execution_succeeded"
+	EntryExecutionFailed       = "execution_failed"
+	EntryCancellationRequested = "cancellation_requested"
+	EntryExecutionCancelled    = "execution_cancelled"
+	EntryExecutionTimedOut     = "execution_timed_out"
+)

@@ -1,0 +1,203 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nebula-engine/nebula/internal/ids"
+	"github.com/nebula-engine/nebula/storage"
+)
+
+// Submitter proposes a command to the replicated log and returns what
+// applying it produced. The cluster package implements it.
+type Submitter interface {
+	Submit(ctx context.Context, cmd Command) (Result, error)
+}
+
+// ServiceConfig configures a Service.
+type ServiceConfig struct {
+	Submitter Submitter
+	// Store serves reads; it is the local copy of the replicated state.
+	Store   storage.Repos
+	Options Options
+	Logger  *slog.Logger
+	// Hub receives the events of applied commands; nil makes one.
+	Hub *Hub
+}
+
+// Service is the engine as the API sees it: validated writes become
+// commands, reads come from the local store, and callers can wait for an
+// execution to finish.
+type Service struct {
+	sub    Submitter
+	store  storage.Repos
+	opts   Options
+	logger *slog.Logger
+	hub    *Hub
+}
+
+// NewService returns a Service.
+func NewService(cfg ServiceConfig) *Service {
+	l := cfg.Logger
+	if l == nil {
+		l = slog.New(slog.DiscardHandler)
+	}
+	h := cfg.Hub
+	if h == nil {
+		h = NewHub()
+	}
+	return &Service{sub: cfg.Submitter, store: cfg.Store, opts: cfg.Options, logger: l, hub: h}
+}
+
+// Hub returns the service's event hub; the FSM publishes into it.
+func (s *Service) Hub() *Hub { return s.hub }
+
+// submit proposes cmd and turns a refusal into an error.
+func (s *Service) submit(ctx context.Context, cmd Command) (Result, error) {
+	res, err := s.sub.Submit(ctx, cmd)
+	if err != nil {
+		return res, err
+	}
+	return res, res.Err
+}
+
+// PutWorkflow validates def and stores it as the next version of def.ID.
+func (s *Service) PutWorkflow(ctx context.Context, tenant string, def *Definition) (*storage.Workflow, error) {
+	if def.ID == "" {
+		def.ID = ids.New()
+	}
+	if _, err := Compile(def, s.opts); err != nil {
+		return nil, err
+	}
+	raw, err := json.Marshal(def)
+	if err != nil {
+		return nil, fmt.Errorf("encode workflow: %w", err)
+	}
+	res, err := s.submit(ctx, &PutWorkflow{Tenant: tenant, ID: def.ID, Definition: raw})
+	if err != nil {
+		return nil, err
+	}
+	return s.store.GetWorkflow(ctx, tenant, def.ID, res.Version)
+}
+
+// GetWorkflow returns the latest version of a workflow.
+func (s *Service) GetWorkflow(ctx context.Context, tenant, id string) (*storage.Workflow, error) {
+	return s.store.GetWorkflow(ctx, tenant, id, 0)
+}
+
+// ListWorkflows returns a page of workflows.
+func (s *Service) ListWorkflows(ctx context.Context, tenant string, page storage.Page) ([]*storage.Workflow, string, error) {
+	return s.store.ListWorkflows(ctx, tenant, page)
+}
+
+// DeleteWorkflow deletes a workflow; running executions finish.
+func (s *Service) DeleteWorkflow(ctx context.Context, tenant, id string) error {
+	_, err := s.submit(ctx, &DeleteWorkflow{Tenant: tenant, ID: id})
+	return err
+}
+
+// StartRequest asks for a new execution.
+type StartRequest struct {
+	Tenant         string
+	WorkflowID     string
+	Input          json.RawMessage
+	IdempotencyKey string
+}
+
+// StartExecution starts an execution of the latest version of a workflow.
+// With an idempotency key used before, it returns the execution that key
+// started and created=false.
+func (s *Service) StartExecution(ctx context.Context, req StartRequest) (*storage.Execution, bool, error) {
+	cmd := &StartExecution{
+		Tenant:         req.Tenant,
+		ExecutionID:    ids.New(),
+		WorkflowID:     req.WorkflowID,
+		Input:          req.Input,
+		IdempotencyKey: req.IdempotencyKey,
+	}
+	res, err := s.submit(ctx, cmd)
+	if err != nil {
+		if errors.Is(err, storage.ErrNotFound) {
+			return nil, false, fmt.Errorf("workflow %q: %w", req.WorkflowID, storage.ErrNotFound)
+		}
+		return nil, false, err
+	}
+	e, err := s.store.GetExecution(ctx, req.Tenant, res.ExecutionID)
+	return e, res.Created, err
+}
+
+// GetExecution returns an execution with its nodes.
+func (s *Service) GetExecution(ctx context.Context, tenant, id string) (*storage.Execution, error) {
+	return s.store.GetExecution(ctx, tenant, id)
+}
+
+// ListExecutions returns a page of executions.
+func (s *Service) ListExecutions(ctx context.Context, tenant string, f storage.ExecutionFilter, page storage.Page) ([]*storage.Execution, string, error) {
+	return s.store.ListExecutions(ctx, tenant, f, page)
+}
+
+// Journal returns an execution's journal.
+func (s *Service) Journal(ctx context.Context, tenant, id string) ([]storage.JournalEntry, error) {
+	if _, err := s.store.GetExecution(ctx, tenant, id); err != nil {
+		return nil, err
+	}
+	return s.store.Journal(ctx, tenant, id, 0, 0)
+}
+
+// WaitExecution returns the execution once it is terminal, or as it is
+// when d has passed or ctx ends.
+func (s *Service) WaitExecution(ctx context.Context, tenant, id string, d time.Duration) (*storage.Execution, error) {
+	ch, stop := s.hub.Watch(id)
+	defer stop()
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	for {
+		// Read after subscribing, so a change between the two is not
+		// missed.
+		e, err := s.store.GetExecution(ctx, tenant, id)
+		if err != nil || ExecutionStatus(e.Status).Terminal() {
+			return e, err
+		}
+		select {
+		case <-ch:
+		case <-timer.C:
+			return e, nil
+		case <-ctx.Done():
+			return e, nil
+		}
+	}
+}
+
+// RunMaintenance runs the leader's housekeeping until ctx ends: at once it
+// takes back tasks that a previous incarnation of this node held (they
+// cannot be running any more), then it reclaims expired leases every
+// interval. On a node that does not lead the proposals are refused and
+// retried later, which is harmless.
+func (s *Service) RunMaintenance(ctx context.Context, holderPrefix, keepHolder string, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	own := &ReclaimTasks{Max: 1000, HolderPrefix: holderPrefix, KeepHolder: keepHolder}
+	for {
+		if own != nil {
+			res, err := s.submit(ctx, own)
+			if err == nil {
+				own = nil
+				if res.Reclaimed > 0 {
+					s.logger.Info("reclaimed tasks of a previous run", "tasks", res.Reclaimed)
+				}
+			}
+		}
+		if res, err := s.submit(ctx, &ReclaimTasks{Max: 1000}); err == nil && res.Reclaimed > 0 {
+			s.logger.Info("reclaimed expired leases", "tasks", res.Reclaimed)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,267 @@
+package fsm
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/nebula-engine/nebula/engine"
+)
+
+// Log entry layout. An entry is a batch of commands that share one
+// timestamp (the leader's clock when it cut the batch):
+//
+//	entry   = kindBatch uvarint(unixNano) uvarint(n) n*(uvarint(len) command)
+//	command = type-byte body
+//
+// Command types with the high bit set may be ignored by a node that does
+// not know them (optional commands added by a newer version); any other
+// unknown type is a bug and stops the node rather than diverge.
+const kindBatch byte = 1
+
+const ignorableFlag byte = 0x80
+
+// Command type bytes. Never renumber: they are in every stored log.
+const (
+	typePutWorkflow    byte = 1
+	typeDeleteWorkflow byte = 2
+	typeStartExecution byte = 3
+	typeClaimTasks     byte = 4
+	typeCompleteTask   byte = 5
+	typeRenewLease     byte = 6
+	typeReclaimTasks   byte = 7
+)
+
+// ErrUnknownCommand reports a command type this version cannot apply.
+var ErrUnknownCommand = errors.New("unknown command type")
+
+// errShort reports truncated input.
+var errShort = errors.New("truncated")
+
+// Batch is one decoded log entry.
+type Batch struct {
+	Now      time.Time
+	Commands []engine.Command // nil for an ignorable command this version does not know
+}
+
+// EncodeBatch encodes commands stamped with now as one log entry.
+func EncodeBatch(now time.Time, cmds []engine.Command) ([]byte, error) {
+	var e encoder
+	e.byte(kindBatch)
+	e.uvarint(uint64(now.UnixNano()))
+	e.uvarint(uint64(len(cmds)))
+	var body encoder
+	for _, c := range cmds {
+		body.buf = body.buf[:0]
+		if err := encodeCommand(&body, c); err != nil {
+			return nil, err
+		}
+		e.bytes(body.buf)
+	}
+	return e.buf, nil
+}
+
+// DecodeBatch decodes a log entry. It never panics on bad input.
+func DecodeBatch(data []byte) (*Batch, error) {
+	d := decoder{buf: data}
+	if k := d.byte(); k != kindBatch {
+		if d.err != nil {
+			return nil, d.err
+		}
+		return nil, fmt.Errorf("fsm: unknown entry kind %d", k)
+	}
+	now := d.uvarint()
+	n := d.uvarint()
+	if d.err != nil {
+		return nil, fmt.Errorf("fsm: entry header: %w", d.err)
+	}
+	if now > math.MaxInt64 {
+		return nil, fmt.Errorf("fsm: entry time out of range")
+	}
+	// Every command takes at least two bytes; refuse counts the data
+	// cannot hold before allocating for them.
+	if n > uint64(len(data)) {
+		return nil, fmt.Errorf("fsm: entry claims %d commands in %d bytes", n, len(data))
+	}
+	b := &Batch{Now: time.Unix(0, int64(now)).UTC(), Commands: make([]engine.Command, 0, n)}
+	for i := uint64(0); i < n; i++ {
+		raw := d.bytes()
+		if d.err != nil {
+			return nil, fmt.Errorf("fsm: command %d: %w", i, d.err)
+		}
+		c, err := decodeCommand(raw)
+		if err != nil {
+			return nil, fmt.Errorf("fsm: command %d: %w", i, err)
+		}
+		b.Commands = append(b.Commands, c)
+	}
+	if len(d.buf) != 0 {
+		return nil, fmt.Errorf("fsm: %d trailing bytes after entry", len(d.buf))
+	}
+	return b, nil
+}
+
+func encodeCommand(e *encoder, cmd engine.Command) error {
+	switch c := cmd.(type) {
+	case *engine.PutWorkflow:
+		e.byte(typePutWorkflow)
+		e.str(c.Tenant)
+		e.str(c.ID)
+		e.bytes(c.Definition)
+	case *engine.DeleteWorkflow:
+		e.byte(typeDeleteWorkflow)
+		e.str(c.Tenant)
+		e.str(c.ID)
+	case *engine.StartExecution:
+		e.byte(typeStartExecution)
+		e.str(c.Tenant)
+		e.str(c.ExecutionID)
+		e.str(c.WorkflowID)
+		e.bytes(c.Input)
+		e.str(c.IdempotencyKey)
+	case *engine.ClaimTasks:
+		e.byte(typeClaimTasks)
+		e.str(c.Holder)
+		e.uvarint(uint64(c.Max))
+		e.varint(int64(c.TTL))
+	case *engine.CompleteTask:
+		e.byte(typeCompleteTask)
+		e.str(c.TaskID)
+		e.uvarint(c.Token)
+		e.bytes(c.Output)
+		e.str(c.Error)
+	case *engine.RenewLease:
+		e.byte(typeRenewLease)
+		e.str(c.TaskID)
+		e.uvarint(c.Token)
+		e.varint(int64(c.TTL))
+	case *engine.ReclaimTasks:
+		e.byte(typeReclaimTasks)
+		e.uvarint(uint64(c.Max))
+		e.str(c.HolderPrefix)
+		e.str(c.KeepHolder)
+	default:
+		return fmt.Errorf("fsm: cannot encode %T", cmd)
+	}
+	return nil
+}
+
+func decodeCommand(raw []byte) (engine.Command, error) {
+	d := decoder{buf: raw}
+	typ := d.byte()
+	var c engine.Command
+	switch typ {
+	case typePutWorkflow:
+		c = &engine.PutWorkflow{Tenant: d.str(), ID: d.str(), Definition: d.bytes()}
+	case typeDeleteWorkflow:
+		c = &engine.DeleteWorkflow{Tenant: d.str(), ID: d.str()}
+	case typeStartExecution:
+		c = &engine.StartExecution{Tenant: d.str(), ExecutionID: d.str(), WorkflowID: d.str(), Input: d.bytes(), IdempotencyKey: d.str()}
+	case typeClaimTasks:
+		c = &engine.ClaimTasks{Holder: d.str(), Max: d.count(), TTL: time.Duration(d.varint())}
+	case typeCompleteTask:
+		c = &engine.CompleteTask{TaskID: d.str(), Token: d.uvarint(), Output: d.bytes(), Error: d.str()}
+	case typeRenewLease:
+		c = &engine.RenewLease{TaskID: d.str(), Token: d.uvarint(), TTL: time.Duration(d.varint())}
+	case typeReclaimTasks:
+		c = &engine.ReclaimTasks{Max: d.count(), HolderPrefix: d.str(), KeepHolder: d.str()}
+	default:
+		if d.err != nil {
+			return nil, d.err
+		}
+		if typ&ignorableFlag != 0 {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("%w %d", ErrUnknownCommand, typ)
+	}
+	if d.err != nil {
+		return nil, d.err
+	}
+	if len(d.buf) != 0 {
+		return nil, fmt.Errorf("%d trailing bytes after command type %d", len(d.buf), typ)
+	}
+	return c, nil
+}
+
+type encoder struct{ buf []byte }
+
+func (e *encoder) byte(b byte)      { e.buf = append(e.buf, b) }
+func (e *encoder) uvarint(v uint64) { e.buf = binary.AppendUvarint(e.buf, v) }
+func (e *encoder) varint(v int64)   { e.buf = binary.AppendVarint(e.buf, v) }
+func (e *encoder) str(s string)     { e.uvarint(uint64(len(s))); e.buf = append(e.buf, s...) }
+func (e *encoder) bytes(b []byte)   { e.uvarint(uint64(len(b))); e.buf = append(e.buf, b...) }
+
+// decoder reads fields in order and remembers the first error, so a
+// command decodes in one expression and is checked once.
+type decoder struct {
+	buf []byte
+	err error
+}
+
+func (d *decoder) fail(err error) {
+	if d.err == nil {
+		d.err = err
+	}
+	d.buf = nil
+}
+
+func (d *decoder) byte() byte {
+	if len(d.buf) < 1 {
+		d.fail(errShort)
+		return 0
+	}
+	b := d.buf[0]
+	d.buf = d.buf[1:]
+	return b
+}
+
+func (d *decoder) uvarint() uint64 {
+	v, n := binary.Uvarint(d.buf)
+	if n <= 0 {
+		d.fail(errShort)
+		return 0
+	}
+	d.buf = d.buf[n:]
+	return v
+}
+
+func (d *decoder) varint() int64 {
+	v, n := binary.Varint(d.buf)
+	if n <= 0 {
+		d.fail(errShort)
+		return 0
+	}
+	d.buf = d.buf[n:]
+	return v
+}
+
+// count reads a non-negative int that fits in an int.
+func (d *decoder) count() int {
+	v := d.uvarint()
+	if v > math.MaxInt32 {
+		d.fail(fmt.Errorf("count %d out of range", v))
+		return 0
+	}
+	return int(v)
+}
+
+func (d *decoder) bytes() []byte {
+	n := d.uvarint()
+	if d.err != nil {
+		return nil
+	}
+	if n > uint64(len(d.buf)) {
+		d.fail(errShort)
+		return nil
+	}
+	b := d.buf[:n:n]
+	d.buf = d.buf[n:]
+	if n == 0 {
+		return nil
+	}
+	return b
+}
+
+func (d *decoder) str() string { return string(d.bytes()) }

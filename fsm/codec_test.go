@@ -1,0 +1,119 @@
+package fsm
+
+import (
+	"encoding/json"
+	"errors"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/nebula-engine/nebula/engine"
+)
+
+func sampleCommands() []engine.Command {
+	return []engine.Command{
+		&engine.PutWorkflow{Tenant: "default", ID: "greet", Definition: json.RawMessage(`{"id":"greet"}`)},
+		&engine.DeleteWorkflow{Tenant: "t1", ID: "old"},
+		&engine.StartExecution{Tenant: "default", ExecutionID: "e1", WorkflowID: "greet", Input: json.RawMessage(`{"n":1}`), IdempotencyKey: "k"},
+		&engine.StartExecution{Tenant: "default", ExecutionID: "e2", WorkflowID: "greet"},
+		&engine.ClaimTasks{Holder: "n1/abc", Max: 16, TTL: 30 * time.Second},
+		&engine.CompleteTask{TaskID: "e1/a/1", Token: 1<<40 | 3, Output: json.RawMessage(`{"x":true}`)},
+		&engine.CompleteTask{TaskID: "e1/a/2", Token: 7, Error: "boom"},
+		&engine.RenewLease{TaskID: "e1/a/1", Token: 9, TTL: time.Minute},
+		&engine.ReclaimTasks{Max: 100, HolderPrefix: "n1/", KeepHolder: "n1/abc"},
+	}
+}
+
+func TestBatchRoundTrip(t *testing.T) {
+	now := time.Date(2026, 11, 27, 10, 0, 0, 123456789, time.UTC)
+	cmds := sampleCommands()
+	data, err := EncodeBatch(now, cmds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := DecodeBatch(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !b.Now.Equal(now) {
+		t.Errorf("now = %v, want %v", b.Now, now)
+	}
+	if !reflect.DeepEqual(b.Commands, cmds) {
+		t.Errorf("commands differ after round trip:\n got %#v\nwant %#v", b.Commands, cmds)
+	}
+}
+
+func TestDecodeRejectsBadInput(t *testing.T) {
+	good, err := EncodeBatch(time.Unix(1, 0), sampleCommands()[:1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		data []byte
+	}{
+		{"empty", nil},
+		{"unknown kind", []byte{9, 0, 0}},
+		{"truncated", good[:len(good)-3]},
+		{"trailing", append(append([]byte{}, good...), 0)},
+		{"huge count", []byte{kindBatch, 1, 0xff, 0xff, 0xff, 0xff, 0x0f}},
+		{"unknown command", []byte{kindBatch, 1, 1, 1, 0x42}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := DecodeBatch(tt.data); err == nil {
+				t.Fatal("decoded without error")
+			}
+		})
+	}
+}
+
+func TestIgnorableUnknownCommand(t *testing.T) {
+	data := []byte{kindBatch, 1, 1, 2, ignorableFlag | 0x42, 0}
+	b, err := DecodeBatch(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b.Commands) != 1 || b.Commands[0] != nil {
+		t.Fatalf("commands = %#v, want one nil (ignored) command", b.Commands)
+	}
+	_, err = DecodeBatch([]byte{kindBatch, 1, 1, 1, 0x42})
+	if !errors.Is(err, ErrUnknownCommand) {
+		t.Fatalf("err = %v, want ErrUnknownCommand", err)
+	}
+}
+
+func FuzzDecodeBatch(f *testing.F) {
+	for i := range sampleCommands() {
+		data, err := EncodeBatch(time.Unix(int64(i), 0), sampleCommands()[i:i+1])
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		b, err := DecodeBatch(data)
+		if err != nil {
+			return
+		}
+		// Whatever decodes must encode back to something that decodes
+		// to the same commands.
+		cmds := make([]engine.Command, 0, len(b.Commands))
+		for _, c := range b.Commands {
+			if c != nil {
+				cmds = append(cmds, c)
+			}
+		}
+		again, err := EncodeBatch(b.Now, cmds)
+		if err != nil {
+			t.Fatalf("re-encode: %v", err)
+		}
+		b2, err := DecodeBatch(again)
+		if err != nil {
+			t.Fatalf("decode of re-encoded: %v", err)
+		}
+		if !reflect.DeepEqual(b2.Commands, cmds) {
+			t.Fatalf("round trip changed commands")
+		}
+	})
+}

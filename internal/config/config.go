@@ -1,0 +1,240 @@
+// Package config loads Nebula's TOML configuration: a file laid over the
+// built-in preset of its profile, then flags and NEBULA_* environment
+// variables laid over that.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/nebula-engine/nebula/deploy"
+)
+
+// ErrInvalid marks a configuration that cannot be used; the message names
+// the key.
+var ErrInvalid = errors.New("invalid configuration")
+
+// Duration is a TOML string such as "30s".
+type Duration time.Duration
+
+// UnmarshalText parses a Go duration.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("not a duration: %q", b)
+	}
+	if v < 0 {
+		return fmt.Errorf("negative duration %q", b)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Config is the whole configuration (CONTRACT §2).
+type Config struct {
+	Mode struct {
+		Profile string `toml:"profile"`
+	} `toml:"mode"`
+	Engine struct {
+		MaxConcurrentExecutions int      `toml:"max_concurrent_executions"`
+		DefaultTimeout          Duration `toml:"default_timeout"`
+	} `toml:"engine"`
+	Storage struct {
+		Backend        string `toml:"backend"`
+		Path           string `toml:"path"`
+		URL            string `toml:"url"`
+		MaxConnections int    `toml:"max_connections"`
+	} `toml:"storage"`
+	Blobs struct {
+		Backend string `toml:"backend"`
+		Root    string `toml:"root"`
+		Bucket  string `toml:"bucket"`
+		Region  string `toml:"region"`
+	} `toml:"blobs"`
+	Queue struct {
+		Backend  string `toml:"backend"`
+		RedisURL string `toml:"redis_url"`
+	} `toml:"queue"`
+	Sandbox struct {
+		DefaultIsolation string   `toml:"default_isolation"`
+		MaxMemoryMB      int      `toml:"max_memory_mb"`
+		MaxCPUTime       Duration `toml:"max_cpu_time"`
+		TrustedActions   struct {
+			Patterns  []string `toml:"patterns"`
+			Isolation string   `toml:"isolation"`
+		} `toml:"trusted_actions"`
+		CommunityActions struct {
+			Enabled           bool     `toml:"enabled"`
+			Patterns          []string `toml:"patterns"`
+			Isolation         string   `toml:"isolation"`
+			WasmMemoryLimitMB int      `toml:"wasm_memory_limit_mb"`
+			WasmFuelLimit     int64    `toml:"wasm_fuel_limit"`
+		} `toml:"community_actions"`
+	} `toml:"sandbox"`
+	Tenant struct {
+		Enabled  bool   `toml:"enabled"`
+		Strategy string `toml:"strategy"`
+	} `toml:"tenant"`
+	API struct {
+		Bind       string `toml:"bind"`
+		AdminToken string `toml:"admin_token"`
+		Auth       bool   `toml:"auth"`
+	} `toml:"api"`
+	Cluster struct {
+		NodeID          string   `toml:"node_id"`
+		DataDir         string   `toml:"data_dir"`
+		RaftAddr        string   `toml:"raft_addr"`
+		GossipAddr      string   `toml:"gossip_addr"`
+		Join            []string `toml:"join"`
+		BootstrapExpect int      `toml:"bootstrap_expect"`
+	} `toml:"cluster"`
+	Worker struct {
+		Enabled     bool `toml:"enabled"`
+		Concurrency int  `toml:"concurrency"`
+	} `toml:"worker"`
+}
+
+// Load returns the configuration for file's content (nil for none) laid
+// over the preset of its profile; defaultProfile applies when the file
+// names none.
+func Load(file []byte, defaultProfile string) (*Config, error) {
+	profile := defaultProfile
+	if len(file) > 0 {
+		var head struct {
+			Mode struct {
+				Profile string `toml:"profile"`
+			} `toml:"mode"`
+		}
+		if _, err := toml.Decode(string(file), &head); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+		}
+		if head.Mode.Profile != "" {
+			profile = head.Mode.Profile
+		}
+	}
+	preset, err := deploy.Preset(profile)
+	if err != nil {
+		return nil, fmt.Errorf("%w: mode.profile: %v", ErrInvalid, err)
+	}
+	c := defaults()
+	if err := decodeStrict(preset, c); err != nil {
+		return nil, fmt.Errorf("preset %s: %w", profile, err)
+	}
+	if len(file) > 0 {
+		if err := decodeStrict(file, c); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// defaults are the values no preset sets.
+func defaults() *Config {
+	c := &Config{}
+	c.API.Auth = false
+	c.Cluster.NodeID = "n1"
+	c.Cluster.RaftAddr = "0.0.0.0:8788"
+	c.Cluster.GossipAddr = "0.0.0.0:8789"
+	c.Cluster.BootstrapExpect = 1
+	c.Worker.Enabled = true
+	c.Worker.Concurrency = 16
+	return c
+}
+
+// decodeStrict decodes TOML into c, refusing keys c does not have.
+func decodeStrict(data []byte, c *Config) error {
+	md, err := toml.Decode(string(data), c)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		return fmt.Errorf("%w: unknown key %q", ErrInvalid, und[0].String())
+	}
+	return nil
+}
+
+// LoadFile reads and loads a config file.
+func LoadFile(name, defaultProfile string) (*Config, error) {
+	b, err := os.ReadFile(name)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	c, err := Load(b, defaultProfile)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return c, nil
+}
+
+// Validate checks values that decoding cannot.
+func (c *Config) Validate() error {
+	bad := func(key, format string, args ...any) error {
+		return fmt.Errorf("%w: %s: %s", ErrInvalid, key, fmt.Sprintf(format, args...))
+	}
+	switch c.Storage.Backend {
+	case "raft", "sqlite":
+	case "postgres":
+		return bad("storage.backend", "%q is not available in this build yet; use \"raft\"", c.Storage.Backend)
+	default:
+		return bad("storage.backend", "unknown backend %q (want \"raft\")", c.Storage.Backend)
+	}
+	switch c.Queue.Backend {
+	case "", "raft", "memory":
+	case "redis":
+		return bad("queue.backend", "%q is not available in this build yet; use \"raft\"", c.Queue.Backend)
+	default:
+		return bad("queue.backend", "unknown backend %q (want \"raft\")", c.Queue.Backend)
+	}
+	switch c.Blobs.Backend {
+	case "", "filesystem":
+	case "s3":
+		return bad("blobs.backend", "%q is not available in this build yet; use \"filesystem\"", c.Blobs.Backend)
+	default:
+		return bad("blobs.backend", "unknown backend %q (want \"filesystem\")", c.Blobs.Backend)
+	}
+	if c.Engine.MaxConcurrentExecutions < 0 {
+		return bad("engine.max_concurrent_executions", "must not be negative")
+	}
+	if c.Worker.Concurrency < 1 || c.Worker.Concurrency > 4096 {
+		return bad("worker.concurrency", "must be from 1 to 4096, got %d", c.Worker.Concurrency)
+	}
+	if _, _, err := net.SplitHostPort(c.API.Bind); err != nil {
+		return bad("api.bind", "%q is not host:port", c.API.Bind)
+	}
+	if c.Storage.Path == "" {
+		return bad("storage.path", "must be set")
+	}
+	if !validNodeID(c.Cluster.NodeID) {
+		return bad("cluster.node_id", "%q must be 1-64 characters of a-z, A-Z, 0-9, '-', '_', '.'", c.Cluster.NodeID)
+	}
+	// Community actions are always isolated: no configuration weakens
+	// that.
+	ca := c.Sandbox.CommunityActions
+	if ca.Isolation != "" && ca.Isolation != "isolated" {
+		return bad("sandbox.community_actions.isolation", "must be \"isolated\", got %q: community actions always run in the WebAssembly sandbox", ca.Isolation)
+	}
+	for _, p := range c.Sandbox.TrustedActions.Patterns {
+		for _, community := range []string{"community.x", "hub.x"} {
+			if ok, _ := path.Match(p, community); ok || p == "*" {
+				return bad("sandbox.trusted_actions.patterns", "pattern %q would trust community actions", p)
+			}
+		}
+	}
+	return nil
+}
+
+func validNodeID(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	return strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.')
+	}) < 0
+}

@@ -1,0 +1,68 @@
+package config
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDesktopPresetLoads(t *testing.T) {
+	c, err := Load(nil, "desktop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if c.API.Bind != "127.0.0.1:8787" || c.Storage.Backend != "sqlite" || time.Duration(c.Sandbox.MaxCPUTime) != 30*time.Second {
+		t.Fatalf("unexpected desktop preset: %+v", c)
+	}
+}
+
+func TestFileOverlaysPreset(t *testing.T) {
+	c, err := Load([]byte("[api]\nbind = \"127.0.0.1:9999\"\n"), "desktop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.API.Bind != "127.0.0.1:9999" {
+		t.Errorf("bind = %q, want the file's value", c.API.Bind)
+	}
+	if c.Engine.MaxConcurrentExecutions != 4 {
+		t.Errorf("max_concurrent_executions = %d, want the preset's 4", c.Engine.MaxConcurrentExecutions)
+	}
+}
+
+func TestBadConfigNamesTheKey(t *testing.T) {
+	tests := []struct {
+		name, file, key string
+	}{
+		{"unknown key", "[engine]\nmax_concurency = 3\n", "engine.max_concurency"},
+		{"unknown section", "[enigne]\nx = 1\n", "enigne"},
+		{"bad duration", "[engine]\ndefault_timeout = \"soon\"\n", "soon"},
+		{"wrong type", "[worker]\nconcurrency = \"many\"\n", "concurrency"},
+		{"unknown profile", "[mode]\nprofile = \"laptop\"\n", "mode.profile"},
+		{"community not isolated", "[sandbox.community_actions]\nisolation = \"none\"\n", "sandbox.community_actions.isolation"},
+		{"trusting community", "[sandbox.trusted_actions]\npatterns = [\"community.*\"]\n", "sandbox.trusted_actions.patterns"},
+		{"backend not built", "[storage]\nbackend = \"postgres\"\n", "storage.backend"},
+		{"bad bind", "[api]\nbind = \"nowhere\"\n", "api.bind"},
+		{"bad concurrency", "[worker]\nconcurrency = 0\n", "worker.concurrency"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Load([]byte(tt.file), "desktop")
+			if err == nil {
+				err = c.Validate()
+			}
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if !errors.Is(err, ErrInvalid) {
+				t.Errorf("error %v does not wrap ErrInvalid", err)
+			}
+			if !strings.Contains(err.Error(), tt.key) {
+				t.Errorf("error %q does not name %q", err, tt.key)
+			}
+		})
+	}
+}

@@ -1,0 +1,279 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/nebula-engine/nebula/storage"
+)
+
+// CreateExecution inserts e, its nodes and its first journal entry. With an
+// idempotency key that the tenant already used for the same workflow, it
+// writes nothing and returns that execution (with its nodes) instead.
+func (tx *Tx) CreateExecution(ctx context.Context, e *storage.Execution, first storage.JournalEntry) (*storage.Execution, bool, error) {
+	if e.IdempotencyKey != "" {
+		row := tx.stmt(ctx, stmtExecutionByKey).QueryRowContext(ctx, e.TenantID, e.WorkflowID, e.IdempotencyKey)
+		existing, _, err := scanExecution(row)
+		switch {
+		case err == nil:
+			if existing.Nodes, err = tx.nodes(ctx, existing.TenantID, existing.ID); err != nil {
+				return nil, false, err
+			}
+			return existing, false, nil
+		case !errors.Is(err, sql.ErrNoRows):
+			return nil, false, fmt.Errorf("sqlite: create execution %q: %w", e.ID, err)
+		}
+	}
+
+	// The insert is the first write, so a conflict leaves nothing behind.
+	_, err := tx.stmt(ctx, stmtExecutionInsert).ExecContext(ctx,
+		e.TenantID, e.ID, e.WorkflowID, e.WorkflowVersion, e.Status,
+		[]byte(e.Input), []byte(e.Output), e.Error, e.IdempotencyKey,
+		unixNano(e.CreatedAt), unixNano(e.UpdatedAt), unixNano(e.FinishedAt))
+	if err != nil {
+		if constraintOf(err) == uniqueViolation {
+			return nil, false, fmt.Errorf("execution %q already exists: %w", e.ID, storage.ErrConflict)
+		}
+		return nil, false, fmt.Errorf("sqlite: create execution %q: %w", e.ID, err)
+	}
+
+	// Map order is random; inserting in id order keeps the database file
+	// identical on every replica.
+	ids := make([]string, 0, len(e.Nodes))
+	for id := range e.Nodes {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		if err := tx.putNode(ctx, e.TenantID, e.ID, id, e.Nodes[id]); err != nil {
+			return nil, false, err
+		}
+	}
+	if _, err := tx.AppendJournal(ctx, e.TenantID, e.ID, first); err != nil {
+		return nil, false, err
+	}
+	return nil, true, nil
+}
+
+// GetExecution returns the execution with its node states; Nodes is never
+// nil.
+func (tx *Tx) GetExecution(ctx context.Context, tenant, id string) (*storage.Execution, error) {
+	row := tx.stmt(ctx, stmtExecutionGet).QueryRowContext(ctx, tenant, id)
+	e, _, err := scanExecution(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, executionNotFound(id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: get execution %q: %w", id, err)
+	}
+	if e.Nodes, err = tx.nodes(ctx, tenant, id); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+func (tx *Tx) nodes(ctx context.Context, tenant, executionID string) (map[string]*storage.NodeState, error) {
+	rows, err := tx.stmt(ctx, stmtNodeList).QueryContext(ctx, tenant, executionID)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: get nodes of execution %q: %w", executionID, err)
+	}
+	defer rows.Close()
+	nodes := make(map[string]*storage.NodeState)
+	for rows.Next() {
+		var (
+			n                 storage.NodeState
+			output            []byte
+			started, finished int64
+		)
+		if err := rows.Scan(&n.ID, &n.Status, &n.Attempts, &output, &n.Error, &started, &finished); err != nil {
+			return nil, fmt.Errorf("sqlite: get nodes of execution %q: %w", executionID, err)
+		}
+		n.Output = output
+		n.StartedAt = fromUnixNano(started)
+		n.FinishedAt = fromUnixNano(finished)
+		nodes[n.ID] = &n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: get nodes of execution %q: %w", executionID, err)
+	}
+	return nodes, nil
+}
+
+// ListExecutions returns executions in creation order, without node
+// states. A page limit <= 0 returns all of them.
+func (tx *Tx) ListExecutions(ctx context.Context, tenant string, f storage.ExecutionFilter, page storage.Page) ([]*storage.Execution, string, error) {
+	var after int64
+	if page.Cursor != "" {
+		var err error
+		if after, err = decodeSeqCursor(page.Cursor); err != nil {
+			return nil, "", err
+		}
+	}
+	args := make([]any, 0, 5)
+	args = append(args, tenant)
+	if f.WorkflowID != "" {
+		args = append(args, f.WorkflowID)
+	}
+	if f.Status != "" {
+		args = append(args, f.Status)
+	}
+	args = append(args, after, pageLimitArg(page.Limit))
+	id := listExecutionsStmt(f.WorkflowID != "", f.Status != "")
+
+	rows, err := tx.stmt(ctx, id).QueryContext(ctx, args...)
+	if err != nil {
+		return nil, "", fmt.Errorf("sqlite: list executions: %w", err)
+	}
+	defer rows.Close()
+	var (
+		out  []*storage.Execution
+		seqs []int64
+	)
+	for rows.Next() {
+		e, seq, err := scanExecution(rows)
+		if err != nil {
+			return nil, "", fmt.Errorf("sqlite: list executions: %w", err)
+		}
+		out = append(out, e)
+		seqs = append(seqs, seq)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", fmt.Errorf("sqlite: list executions: %w", err)
+	}
+	if page.Limit > 0 && len(out) > page.Limit {
+		return out[:page.Limit], encodeSeqCursor(seqs[page.Limit-1]), nil
+	}
+	return out, "", nil
+}
+
+// Transition moves the execution from one status to another if it is still
+// in from, and appends entry to its journal. The stored UpdatedAt becomes
+// entry.At: the time comes from the caller, never from the clock.
+func (tx *Tx) Transition(ctx context.Context, tenant, id, from, to string, entry storage.JournalEntry, update *storage.ExecutionUpdate) (bool, error) {
+	var (
+		res sql.Result
+		err error
+	)
+	at := unixNano(entry.At)
+	if update == nil {
+		res, err = tx.stmt(ctx, stmtExecutionTransition).ExecContext(ctx, to, at, tenant, id, from)
+	} else {
+		res, err = tx.stmt(ctx, stmtExecutionTransitionUpdate).ExecContext(ctx,
+			to, at, []byte(update.Output), update.Error, unixNano(update.FinishedAt), tenant, id, from)
+	}
+	if err != nil {
+		return false, fmt.Errorf("sqlite: transition execution %q: %w", id, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("sqlite: transition execution %q: %w", id, err)
+	}
+	if n == 0 {
+		// Lost CAS or no such execution: only the latter is an error.
+		var one int
+		err := tx.stmt(ctx, stmtExecutionExists).QueryRowContext(ctx, tenant, id).Scan(&one)
+		if errors.Is(err, sql.ErrNoRows) {
+			return false, executionNotFound(id)
+		}
+		if err != nil {
+			return false, fmt.Errorf("sqlite: transition execution %q: %w", id, err)
+		}
+		return false, nil
+	}
+	if _, err := tx.AppendJournal(ctx, tenant, id, entry); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// PutNode inserts or replaces the state of one node. An unknown execution is
+// storage.ErrNotFound.
+func (tx *Tx) PutNode(ctx context.Context, tenant, executionID string, n *storage.NodeState) error {
+	return tx.putNode(ctx, tenant, executionID, n.ID, n)
+}
+
+func (tx *Tx) putNode(ctx context.Context, tenant, executionID, nodeID string, n *storage.NodeState) error {
+	_, err := tx.stmt(ctx, stmtNodePut).ExecContext(ctx,
+		tenant, executionID, nodeID, n.Status, n.Attempts, []byte(n.Output), n.Error,
+		unixNano(n.StartedAt), unixNano(n.FinishedAt))
+	if err != nil {
+		if constraintOf(err) == foreignKeyViolation {
+			return executionNotFound(executionID)
+		}
+		return fmt.Errorf("sqlite: put node %q of execution %q: %w", nodeID, executionID, err)
+	}
+	return nil
+}
+
+// AppendJournal appends e to the execution's journal and returns its
+// sequence number. An unknown execution is storage.ErrNotFound.
+func (tx *Tx) AppendJournal(ctx context.Context, tenant, executionID string, e storage.JournalEntry) (int64, error) {
+	var seq int64
+	err := tx.stmt(ctx, stmtJournalAppend).QueryRowContext(ctx,
+		tenant, executionID, e.Type, unixNano(e.At), e.Node, e.Attempt, e.IdempotencyKey, []byte(e.Data),
+	).Scan(&seq)
+	if err != nil {
+		if constraintOf(err) == foreignKeyViolation {
+			return 0, executionNotFound(executionID)
+		}
+		return 0, fmt.Errorf("sqlite: append journal of execution %q: %w", executionID, err)
+	}
+	return seq, nil
+}
+
+// Journal returns the entries with Seq > afterSeq in order, at most limit
+// (all when limit <= 0). An unknown execution has an empty journal.
+func (tx *Tx) Journal(ctx context.Context, tenant, executionID string, afterSeq int64, limit int) ([]storage.JournalEntry, error) {
+	rows, err := tx.stmt(ctx, stmtJournalRead).QueryContext(ctx, tenant, executionID, afterSeq, limitArg(limit))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: read journal of execution %q: %w", executionID, err)
+	}
+	defer rows.Close()
+	var out []storage.JournalEntry
+	for rows.Next() {
+		var (
+			e    storage.JournalEntry
+			at   int64
+			data []byte
+		)
+		if err := rows.Scan(&e.Seq, &e.Type, &at, &e.Node, &e.Attempt, &e.IdempotencyKey, &data); err != nil {
+			return nil, fmt.Errorf("sqlite: read journal of execution %q: %w", executionID, err)
+		}
+		e.At = fromUnixNano(at)
+		e.Data = data
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: read journal of execution %q: %w", executionID, err)
+	}
+	return out, nil
+}
+
+func executionNotFound(id string) error {
+	return fmt.Errorf("execution %q: %w", id, storage.ErrNotFound)
+}
+
+// scanExecution reads the columns of executionCols and returns the row's
+// seq too, which list cursors are made of.
+func scanExecution(sc scanner) (*storage.Execution, int64, error) {
+	var (
+		e                          storage.Execution
+		seq                        int64
+		input, output              []byte
+		created, updated, finished int64
+	)
+	err := sc.Scan(&seq, &e.TenantID, &e.ID, &e.WorkflowID, &e.WorkflowVersion, &e.Status,
+		&input, &output, &e.Error, &e.IdempotencyKey, &created, &updated, &finished)
+	if err != nil {
+		return nil, 0, err
+	}
+	e.Input = input
+	e.Output = output
+	e.CreatedAt = fromUnixNano(created)
+	e.UpdatedAt = fromUnixNano(updated)
+	e.FinishedAt = fromUnixNano(finished)
+	return &e, seq, nil
+}

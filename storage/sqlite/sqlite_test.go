@@ -1,0 +1,508 @@
+package sqlite
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nebula-engine/nebula/storage"
+	"github.com/nebula-engine/nebula/storage/storagetest"
+)
+
+// openTestStore opens a store on a fresh file under t.TempDir and closes it
+// when the test ends.
+func openTestStore(t testing.TB) *Store {
+	t.Helper()
+	return openTestStoreAt(t, filepath.Join(t.TempDir(), "state.db"))
+}
+
+func openTestStoreAt(t testing.TB, path string) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), Config{Path: path})
+	if err != nil {
+		t.Fatalf("Open(%s): %v", path, err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	storagetest.Run(t, func(t *testing.T) storage.Repos { return openTestStore(t) })
+}
+
+// epoch is the fixed instant the tests build their times from.
+func epoch() time.Time { return time.Date(2026, time.January, 2, 3, 4, 5, 6, time.UTC) }
+
+func workflow(id string) *storage.Workflow {
+	return &storage.Workflow{TenantID: "t1", ID: id, Name: id, Definition: json.RawMessage(`{}`), CreatedAt: epoch()}
+}
+
+// wantWorkflow fails t unless the workflow exists exactly when want says so.
+func wantWorkflow(t *testing.T, s *Store, id string, want bool) {
+	t.Helper()
+	_, err := s.GetWorkflow(t.Context(), "t1", id, 0)
+	switch {
+	case want && err != nil:
+		t.Errorf("GetWorkflow(%s): %v, want it present", id, err)
+	case !want && !errors.Is(err, storage.ErrNotFound):
+		t.Errorf("GetWorkflow(%s): err = %v, want ErrNotFound", id, err)
+	}
+}
+
+func TestUpdateRollsBack(t *testing.T) {
+	s := openTestStore(t)
+	ctx := t.Context()
+
+	errStop := errors.New("stop")
+	err := s.Update(ctx, func(tx *Tx) error {
+		if err := tx.PutWorkflow(ctx, workflow("failed")); err != nil {
+			return err
+		}
+		if err := tx.SetAppliedIndex(ctx, 7); err != nil {
+			return err
+		}
+		return errStop
+	})
+	if !errors.Is(err, errStop) {
+		t.Fatalf("Update = %v, want the error fn returned", err)
+	}
+	wantWorkflow(t, s, "failed", false)
+
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Errorf("Update did not propagate the panic of fn")
+			}
+		}()
+		s.Update(ctx, func(tx *Tx) error {
+			if err := tx.PutWorkflow(ctx, workflow("panicked")); err != nil {
+				return err
+			}
+			panic("boom")
+		})
+	}()
+	wantWorkflow(t, s, "panicked", false)
+
+	if idx, err := s.AppliedIndex(ctx); err != nil || idx != 0 {
+		t.Errorf("AppliedIndex after rollbacks = %d, %v; want 0", idx, err)
+	}
+	// The single write connection is usable after both.
+	if err := s.PutWorkflow(ctx, workflow("ok")); err != nil {
+		t.Fatalf("PutWorkflow after rollbacks: %v", err)
+	}
+	wantWorkflow(t, s, "ok", true)
+}
+
+func TestUpdateKeepsTxUsableAfterResultErrors(t *testing.T) {
+	s := openTestStore(t)
+	ctx := t.Context()
+	e := &storage.Execution{TenantID: "t1", ID: "e1", WorkflowID: "wf", Status: "running", CreatedAt: epoch()}
+	if _, _, err := s.CreateExecution(ctx, e, storage.JournalEntry{Type: "started", At: epoch()}); err != nil {
+		t.Fatal(err)
+	}
+	// The FSM carries on after ErrConflict and ErrNotFound: the rest of the
+	// transaction must still commit.
+	err := s.Update(ctx, func(tx *Tx) error {
+		if _, _, err := tx.CreateExecution(ctx, e, storage.JournalEntry{Type: "started", At: epoch()}); !errors.Is(err, storage.ErrConflict) {
+			return fmt.Errorf("CreateExecution(duplicate) = %v, want ErrConflict", err)
+		}
+		if err := tx.PutNode(ctx, "t1", "nope", &storage.NodeState{ID: "a"}); !errors.Is(err, storage.ErrNotFound) {
+			return fmt.Errorf("PutNode(missing) = %v, want ErrNotFound", err)
+		}
+		return tx.PutWorkflow(ctx, workflow("after"))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantWorkflow(t, s, "after", true)
+}
+
+func TestAppliedIndexPersists(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	ctx := t.Context()
+	s, err := Open(ctx, Config{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if idx, err := s.AppliedIndex(ctx); err != nil || idx != 0 {
+		t.Fatalf("AppliedIndex of a new store = %d, %v; want 0", idx, err)
+	}
+	const big = uint64(1)<<63 + 5 // above MaxInt64: stored bit for bit
+	for _, idx := range []uint64{41, 42, big} {
+		err := s.Update(ctx, func(tx *Tx) error {
+			if err := tx.PutWorkflow(ctx, workflow(fmt.Sprint("wf-", idx))); err != nil {
+				return err
+			}
+			return tx.SetAppliedIndex(ctx, idx)
+		})
+		if err != nil {
+			t.Fatalf("Update(%d): %v", idx, err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AppliedIndex(ctx); !errors.Is(err, storage.ErrUnavailable) {
+		t.Errorf("AppliedIndex after Close: err = %v, want ErrUnavailable", err)
+	}
+
+	s = openTestStoreAt(t, path)
+	if idx, err := s.AppliedIndex(ctx); err != nil || idx != big {
+		t.Errorf("AppliedIndex after reopen = %d, %v; want %d", idx, err, big)
+	}
+	err = s.View(ctx, func(tx *Tx) error {
+		idx, err := tx.AppliedIndex(ctx)
+		if err == nil && idx != big {
+			err = fmt.Errorf("Tx.AppliedIndex = %d, want %d", idx, big)
+		}
+		return err
+	})
+	if err != nil {
+		t.Error(err)
+	}
+	wantWorkflow(t, s, fmt.Sprint("wf-", big), true)
+}
+
+func TestBackupRestore(t *testing.T) {
+	s := openTestStore(t)
+	ctx := t.Context()
+	put := func(id string, index uint64) {
+		t.Helper()
+		err := s.Update(ctx, func(tx *Tx) error {
+			if err := tx.PutWorkflow(ctx, workflow(id)); err != nil {
+				return err
+			}
+			return tx.SetAppliedIndex(ctx, index)
+		})
+		if err != nil {
+			t.Fatalf("put %s: %v", id, err)
+		}
+	}
+	put("before", 10)
+	var snap bytes.Buffer
+	if err := s.Backup(ctx, &snap); err != nil {
+		t.Fatalf("Backup: %v", err)
+	}
+	if !bytes.HasPrefix(snap.Bytes(), []byte("SQLite format 3\x00")) {
+		t.Fatalf("Backup did not write a SQLite file (starts with %q)", snap.Bytes()[:min(16, snap.Len())])
+	}
+	put("after", 20)
+
+	if err := s.Restore(ctx, bytes.NewReader(snap.Bytes())); err != nil {
+		t.Fatalf("Restore: %v", err)
+	}
+	wantWorkflow(t, s, "before", true)
+	wantWorkflow(t, s, "after", false)
+	if idx, err := s.AppliedIndex(ctx); err != nil || idx != 10 {
+		t.Errorf("AppliedIndex after Restore = %d, %v; want 10", idx, err)
+	}
+	// Writes work on the restored file, and survive a reopen.
+	put("later", 30)
+	wantWorkflow(t, s, "later", true)
+
+	// The same snapshot installs on another node's store.
+	other := openTestStore(t)
+	if err := other.PutWorkflow(ctx, workflow("other")); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Restore(ctx, bytes.NewReader(snap.Bytes())); err != nil {
+		t.Fatalf("Restore on another store: %v", err)
+	}
+	wantWorkflow(t, other, "before", true)
+	wantWorkflow(t, other, "other", false)
+
+	// No temporary files are left next to the database.
+	entries, err := os.ReadDir(filepath.Dir(s.path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if strings.Contains(e.Name(), ".backup-") || strings.Contains(e.Name(), ".restore-") {
+			t.Errorf("temporary file left behind: %s", e.Name())
+		}
+	}
+}
+
+func TestRestoreRejectsBadSnapshot(t *testing.T) {
+	s := openTestStore(t)
+	ctx := t.Context()
+	if err := s.PutWorkflow(ctx, workflow("kept")); err != nil {
+		t.Fatal(err)
+	}
+	// A valid SQLite file that is not a Nebula state database.
+	foreign := filepath.Join(t.TempDir(), "foreign.db")
+	db, err := sql.Open("sqlite", foreign)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, `CREATE TABLE other (x INTEGER)`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	foreignSnap, err := os.ReadFile(foreign)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	cases := map[string][]byte{
+		"garbage":        []byte("this is not a database"),
+		"empty":          nil,
+		"foreign sqlite": foreignSnap,
+	}
+	for name, snap := range cases {
+		if err := s.Restore(ctx, bytes.NewReader(snap)); err == nil {
+			t.Errorf("Restore(%s) succeeded, want an error", name)
+		}
+		wantWorkflow(t, s, "kept", true)
+	}
+}
+
+func TestRestoreWithConcurrentReaders(t *testing.T) {
+	s := openTestStore(t)
+	ctx := t.Context()
+	if err := s.PutWorkflow(ctx, workflow("wf")); err != nil {
+		t.Fatal(err)
+	}
+	var snap bytes.Buffer
+	if err := s.Backup(ctx, &snap); err != nil {
+		t.Fatal(err)
+	}
+
+	stop := make(chan struct{})
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	for range 4 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, err := s.GetWorkflow(ctx, "t1", "wf", 0); err != nil {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+					return
+				}
+			}
+		})
+	}
+	for range 3 {
+		if err := s.Restore(ctx, bytes.NewReader(snap.Bytes())); err != nil {
+			t.Errorf("Restore: %v", err)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	for _, err := range errs {
+		t.Errorf("read during Restore: %v", err)
+	}
+}
+
+func TestViewDoesNotBlockUpdate(t *testing.T) {
+	s := openTestStore(t)
+	ctx := t.Context()
+	if err := s.PutWorkflow(ctx, workflow("wf")); err != nil {
+		t.Fatal(err)
+	}
+
+	err := s.View(ctx, func(tx *Tx) error {
+		before, err := tx.GetWorkflow(ctx, "t1", "wf", 0)
+		if err != nil {
+			return err
+		}
+		// The write must complete while this read transaction is open.
+		done := make(chan error, 1)
+		go func() { done <- s.PutWorkflow(ctx, workflow("wf")) }()
+		select {
+		case err := <-done:
+			if err != nil {
+				return fmt.Errorf("PutWorkflow during View: %w", err)
+			}
+		case <-time.After(10 * time.Second):
+			return errors.New("PutWorkflow blocked behind an open View")
+		}
+		// The view keeps its snapshot.
+		again, err := tx.GetWorkflow(ctx, "t1", "wf", 0)
+		if err != nil {
+			return err
+		}
+		if again.Version != before.Version {
+			return fmt.Errorf("View saw version %d, then %d: not a snapshot", before.Version, again.Version)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w, err := s.GetWorkflow(ctx, "t1", "wf", 0); err != nil || w.Version != 2 {
+		t.Errorf("GetWorkflow after View = %v, %v; want version 2", w, err)
+	}
+}
+
+func TestViewRejectsWrites(t *testing.T) {
+	s := openTestStore(t)
+	ctx := t.Context()
+	err := s.View(ctx, func(tx *Tx) error { return tx.PutWorkflow(ctx, workflow("wf")) })
+	if err == nil {
+		t.Fatal("PutWorkflow in View succeeded")
+	}
+	wantWorkflow(t, s, "wf", false)
+}
+
+func TestInvalidCursor(t *testing.T) {
+	s := openTestStore(t)
+	ctx := t.Context()
+	for _, c := range []string{"%%%", encodeCursor("not-a-number"), encodeSeqCursor(0)} {
+		_, _, err := s.ListExecutions(ctx, "t1", storage.ExecutionFilter{}, storage.Page{Cursor: c, Limit: 1})
+		if err == nil || !strings.HasPrefix(err.Error(), "invalid cursor") {
+			t.Errorf("ListExecutions(cursor %q): err = %v, want one starting with \"invalid cursor\"", c, err)
+		}
+	}
+	_, _, err := s.ListWorkflows(ctx, "t1", storage.Page{Cursor: "%%%", Limit: 1})
+	if err == nil || !strings.HasPrefix(err.Error(), "invalid cursor") {
+		t.Errorf("ListWorkflows: err = %v, want one starting with \"invalid cursor\"", err)
+	}
+}
+
+func TestOpenRefusesNewerSchema(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	ctx := t.Context()
+	s, err := Open(ctx, Config{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.Update(ctx, func(tx *Tx) error {
+		_, err := tx.tx.ExecContext(ctx, `INSERT INTO schema_migrations (version) VALUES (999)`)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if s, err := Open(ctx, Config{Path: path}); err == nil {
+		s.Close()
+		t.Fatal("Open of a database with a newer schema succeeded")
+	}
+}
+
+func TestOpenRejectsBadPath(t *testing.T) {
+	for _, path := range []string{"", filepath.Join(t.TempDir(), "a?b.db")} {
+		if s, err := Open(t.Context(), Config{Path: path}); err == nil {
+			s.Close()
+			t.Errorf("Open(%q) succeeded", path)
+		}
+	}
+}
+
+// TestDeterministic applies the same calls to two stores and compares their
+// snapshots byte for byte: replicas must not diverge, even through map
+// iteration order.
+func TestDeterministic(t *testing.T) {
+	apply := func(s *Store) []byte {
+		ctx := t.Context()
+		err := s.Update(ctx, func(tx *Tx) error {
+			for i := range 20 {
+				e := &storage.Execution{
+					TenantID: "t1", ID: fmt.Sprint("e", i), WorkflowID: "wf", Status: "running",
+					CreatedAt: epoch(), Nodes: map[string]*storage.NodeState{},
+				}
+				for n := range 16 {
+					id := fmt.Sprint("node-", n)
+					e.Nodes[id] = &storage.NodeState{ID: id, Status: "pending"}
+				}
+				if _, _, err := tx.CreateExecution(ctx, e, storage.JournalEntry{Type: "started", At: epoch()}); err != nil {
+					return err
+				}
+				task := &storage.Task{TenantID: "t1", ID: fmt.Sprint("task-", i), ExecutionID: e.ID, CreatedAt: epoch()}
+				if err := tx.CreateTask(ctx, task); err != nil {
+					return err
+				}
+			}
+			return tx.SetAppliedIndex(ctx, 1)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b bytes.Buffer
+		if err := s.Backup(ctx, &b); err != nil {
+			t.Fatal(err)
+		}
+		return b.Bytes()
+	}
+	a, b := apply(openTestStore(t)), apply(openTestStore(t))
+	if !bytes.Equal(a, b) {
+		t.Errorf("two stores given identical calls produced different snapshots (%d and %d bytes)", len(a), len(b))
+	}
+}
+
+// TestQueryPlans guards the indexes the hot and list paths depend on: none
+// of these statements may scan a table or sort in a temporary b-tree.
+func TestQueryPlans(t *testing.T) {
+	s := openTestStore(t)
+	ctx := t.Context()
+	sqls := statements()
+	for _, id := range []stmtID{
+		stmtWorkflowLatest, stmtWorkflowLive, stmtWorkflowList, stmtWorkflowListAfter,
+		stmtExecutionGet, stmtExecutionByKey, stmtExecutionTransition,
+		stmtExecutionList, stmtExecutionListWorkflow, stmtExecutionListStatus,
+		stmtNodeList, stmtJournalAppend, stmtJournalRead,
+		stmtTaskGet, stmtTaskReady, stmtTaskAcquire, stmtTaskStale, stmtTaskDeleteExecution,
+	} {
+		var plan []string
+		err := s.View(ctx, func(tx *Tx) error {
+			rows, err := tx.tx.QueryContext(ctx, "EXPLAIN QUERY PLAN "+sqls[id], make([]any, numParams(sqls[id]))...)
+			if err != nil {
+				return err
+			}
+			defer rows.Close()
+			for rows.Next() {
+				var a, b, c int
+				var detail string
+				if err := rows.Scan(&a, &b, &c, &detail); err != nil {
+					return err
+				}
+				plan = append(plan, detail)
+			}
+			return rows.Err()
+		})
+		if err != nil {
+			t.Fatalf("statement %d: %v", id, err)
+		}
+		for _, step := range plan {
+			if strings.HasPrefix(step, "SCAN ") || strings.Contains(step, "TEMP B-TREE") {
+				t.Errorf("statement %d: plan step %q\n%s\nplan: %q", id, step, sqls[id], plan)
+			}
+		}
+	}
+}
+
+// numParams counts the parameters of q: its highest ?N when it numbers
+// them, else its question marks.
+func numParams(q string) int {
+	n := 0
+	for i := 1; strings.Contains(q, fmt.Sprintf("?%d", i)); i++ {
+		n = i
+	}
+	if n > 0 {
+		return n
+	}
+	return strings.Count(q, "?")
+}

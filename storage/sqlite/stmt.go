@@ -1,0 +1,218 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+)
+
+// stmtID names one of the statements a Store prepares once per connection
+// pool and every transaction reuses, so the hot path never parses SQL.
+type stmtID int
+
+const (
+	stmtWorkflowRetire stmtID = iota
+	stmtWorkflowInsert
+	stmtWorkflowLatest
+	stmtWorkflowLive
+	stmtWorkflowVersion
+	stmtWorkflowDelete
+	stmtWorkflowList
+	stmtWorkflowListAfter
+
+	stmtExecutionInsert
+	stmtExecutionGet
+	stmtExecutionByKey
+	stmtExecutionExists
+	stmtExecutionTransition
+	stmtExecutionTransitionUpdate
+	// The four list statements are indexed by listExecutionsStmt.
+	stmtExecutionList
+	stmtExecutionListWorkflow
+	stmtExecutionListStatus
+	stmtExecutionListWorkflowStatus
+
+	stmtNodePut
+	stmtNodeList
+
+	stmtJournalAppend
+	stmtJournalRead
+
+	stmtTaskInsert
+	stmtTaskGet
+	stmtTaskReady
+	stmtTaskAcquire
+	stmtTaskRenew
+	stmtTaskStale
+	stmtTaskLeased
+	stmtTaskDelete
+	stmtTaskDeleteToken
+	stmtTaskDeleteExecution
+
+	stmtCredentialPut
+	stmtCredentialGet
+	stmtCredentialList
+	stmtCredentialDelete
+
+	stmtMetaSetApplied
+	stmtMetaGetApplied
+
+	numStmts
+)
+
+// Column lists shared by the statements and the scan functions that read
+// their rows; the two must stay in the same order.
+const (
+	workflowCols  = `tenant_id, id, version, name, definition, created_at`
+	executionCols = `seq, tenant_id, id, workflow_id, workflow_version, status, input, output, error, idempotency_key, created_at, updated_at, finished_at`
+	nodeCols      = `node_id, status, attempts, output, error, started_at, finished_at`
+	journalCols   = `seq, type, at, node, attempt, idempotency_key, data`
+	taskCols      = `tenant_id, id, execution_id, node, attempt, action, params, created_at, lease_holder, lease_token, lease_expires`
+	credCols      = `tenant_id, name, type, data, created_at, updated_at`
+)
+
+// statements returns the SQL of every statement, indexed by stmtID.
+//
+// Every ORDER BY ends in a unique column so that results, and anything the
+// caller derives from them, are the same on every replica.
+func statements() [numStmts]string {
+	return [numStmts]string{
+		stmtWorkflowRetire: `UPDATE workflows SET latest = 0
+			WHERE tenant_id = ? AND id = ? AND latest = 1 RETURNING version`,
+		stmtWorkflowInsert: `INSERT INTO workflows (` + workflowCols + `, latest, deleted)
+			VALUES (?, ?, ?, ?, ?, ?, 1, 0)`,
+		stmtWorkflowLatest: `SELECT ` + workflowCols + ` FROM workflows
+			WHERE tenant_id = ? AND id = ? AND latest = 1 AND deleted = 0`,
+		stmtWorkflowLive: `SELECT ` + workflowCols + ` FROM workflows
+			WHERE tenant_id = ?1 AND id = ?2 AND version = ?3
+			AND EXISTS (SELECT 1 FROM workflows WHERE tenant_id = ?1 AND id = ?2 AND latest = 1 AND deleted = 0)`,
+		stmtWorkflowVersion: `SELECT ` + workflowCols + ` FROM workflows
+			WHERE tenant_id = ? AND id = ? AND version = ?`,
+		stmtWorkflowDelete: `UPDATE workflows SET deleted = 1
+			WHERE tenant_id = ? AND id = ? AND latest = 1 AND deleted = 0`,
+		stmtWorkflowList: `SELECT ` + workflowCols + ` FROM workflows
+			WHERE tenant_id = ? AND latest = 1 AND deleted = 0 ORDER BY id LIMIT ?`,
+		stmtWorkflowListAfter: `SELECT ` + workflowCols + ` FROM workflows
+			WHERE tenant_id = ? AND latest = 1 AND deleted = 0 AND id > ? ORDER BY id LIMIT ?`,
+
+		stmtExecutionInsert: `INSERT INTO executions (tenant_id, id, workflow_id, workflow_version, status,
+			input, output, error, idempotency_key, created_at, updated_at, finished_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		stmtExecutionGet: `SELECT ` + executionCols + ` FROM executions WHERE tenant_id = ? AND id = ?`,
+		// The literal "<> ''" lets the planner use the partial unique index.
+		stmtExecutionByKey: `SELECT ` + executionCols + ` FROM executions
+			WHERE tenant_id = ? AND workflow_id = ? AND idempotency_key = ? AND idempotency_key <> ''`,
+		stmtExecutionExists: `SELECT 1 FROM executions WHERE tenant_id = ? AND id = ?`,
+		stmtExecutionTransition: `UPDATE executions SET status = ?, updated_at = ?
+			WHERE tenant_id = ? AND id = ? AND status = ?`,
+		stmtExecutionTransitionUpdate: `UPDATE executions SET status = ?, updated_at = ?, output = ?, error = ?, finished_at = ?
+			WHERE tenant_id = ? AND id = ? AND status = ?`,
+		stmtExecutionList:               listExecutionsSQL(false, false),
+		stmtExecutionListWorkflow:       listExecutionsSQL(true, false),
+		stmtExecutionListStatus:         listExecutionsSQL(false, true),
+		stmtExecutionListWorkflowStatus: listExecutionsSQL(true, true),
+
+		stmtNodePut: `INSERT INTO nodes (tenant_id, execution_id, ` + nodeCols + `)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (tenant_id, execution_id, node_id) DO UPDATE SET
+				status = excluded.status, attempts = excluded.attempts, output = excluded.output,
+				error = excluded.error, started_at = excluded.started_at, finished_at = excluded.finished_at`,
+		stmtNodeList: `SELECT ` + nodeCols + ` FROM nodes
+			WHERE tenant_id = ? AND execution_id = ? ORDER BY node_id`,
+
+		// MAX(seq) is a single seek on the primary key, so appending costs
+		// the same however long the journal is.
+		stmtJournalAppend: `INSERT INTO journal (tenant_id, execution_id, ` + journalCols + `)
+			VALUES (?1, ?2,
+				(SELECT COALESCE(MAX(seq), 0) + 1 FROM journal WHERE tenant_id = ?1 AND execution_id = ?2),
+				?3, ?4, ?5, ?6, ?7, ?8)
+			RETURNING seq`,
+		stmtJournalRead: `SELECT ` + journalCols + ` FROM journal
+			WHERE tenant_id = ? AND execution_id = ? AND seq > ? ORDER BY seq LIMIT ?`,
+
+		stmtTaskInsert: `INSERT INTO tasks (tenant_id, id, execution_id, node, attempt, action, params, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		stmtTaskGet: `SELECT ` + taskCols + ` FROM tasks WHERE id = ?`,
+		stmtTaskReady: `SELECT ` + taskCols + ` FROM tasks
+			WHERE lease_token = 0 ORDER BY seq LIMIT ?`,
+		stmtTaskAcquire: `UPDATE tasks SET lease_holder = ?, lease_token = ?, lease_expires = ?
+			WHERE id = ? AND (lease_token = 0 OR lease_expires <= ?)`,
+		stmtTaskRenew: `UPDATE tasks SET lease_expires = ?
+			WHERE id = ? AND lease_token = ? AND lease_token <> 0`,
+		stmtTaskStale: `SELECT ` + taskCols + ` FROM tasks
+			WHERE lease_token <> 0 AND lease_expires <= ? ORDER BY lease_expires, seq LIMIT ?`,
+		// instr(...) = 1 is a byte-exact prefix test; LIKE would fold case
+		// and treat % and _ in holder names as wildcards.
+		stmtTaskLeased: `SELECT ` + taskCols + ` FROM tasks
+			WHERE lease_token <> 0 AND instr(lease_holder, ?) = 1 ORDER BY id LIMIT ?`,
+		stmtTaskDelete:          `DELETE FROM tasks WHERE id = ?`,
+		stmtTaskDeleteToken:     `DELETE FROM tasks WHERE id = ? AND lease_token = ?`,
+		stmtTaskDeleteExecution: `DELETE FROM tasks WHERE tenant_id = ? AND execution_id = ?`,
+
+		stmtCredentialPut: `INSERT INTO credentials (` + credCols + `) VALUES (?, ?, ?, ?, ?, ?)
+			ON CONFLICT (tenant_id, name) DO UPDATE SET
+				type = excluded.type, data = excluded.data,
+				created_at = excluded.created_at, updated_at = excluded.updated_at`,
+		stmtCredentialGet:    `SELECT ` + credCols + ` FROM credentials WHERE tenant_id = ? AND name = ?`,
+		stmtCredentialList:   `SELECT ` + credCols + ` FROM credentials WHERE tenant_id = ? ORDER BY name`,
+		stmtCredentialDelete: `DELETE FROM credentials WHERE tenant_id = ? AND name = ?`,
+
+		stmtMetaSetApplied: `INSERT INTO meta (key, value) VALUES ('applied_index', ?)
+			ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+		stmtMetaGetApplied: `SELECT value FROM meta WHERE key = 'applied_index'`,
+	}
+}
+
+// listExecutionsSQL builds one of the four ListExecutions statements. Each
+// combination of filters is a statement of its own, rather than one with
+// optional terms such as "(?1 IS NULL OR col = ?1)", so that the planner can
+// pick the matching index.
+func listExecutionsSQL(byWorkflow, byStatus bool) string {
+	q := `SELECT ` + executionCols + ` FROM executions WHERE tenant_id = ?`
+	if byWorkflow {
+		q += ` AND workflow_id = ?`
+	}
+	if byStatus {
+		q += ` AND status = ?`
+	}
+	return q + ` AND seq > ? ORDER BY seq LIMIT ?`
+}
+
+// listExecutionsStmt picks the list statement for a filter.
+func listExecutionsStmt(byWorkflow, byStatus bool) stmtID {
+	id := stmtExecutionList
+	if byWorkflow {
+		id++
+	}
+	if byStatus {
+		id += 2
+	}
+	return id
+}
+
+// stmts holds the statements prepared on one *sql.DB.
+type stmts [numStmts]*sql.Stmt
+
+func prepare(ctx context.Context, db *sql.DB) (*stmts, error) {
+	var s stmts
+	for id, q := range statements() {
+		p, err := db.PrepareContext(ctx, q)
+		if err != nil {
+			s.close()
+			return nil, fmt.Errorf("sqlite: prepare statement %d: %w", id, err)
+		}
+		s[id] = p
+	}
+	return &s, nil
+}
+
+func (s *stmts) close() error {
+	var errs []error
+	for _, p := range s {
+		if p != nil {
+			errs = append(errs, p.Close())
+		}
+	}
+	return errors.Join(errs...)
+}

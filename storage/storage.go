@@ -1,0 +1,241 @@
+// Package storage defines the ports through which Nebula reads and writes
+// durable state: workflows, executions with their journal and tasks, and
+// credentials. Drivers (storage/sqlite, later storage/postgres and the
+// Raft-replicated store) implement these interfaces, and every driver must
+// pass the conformance suite in storage/storagetest.
+//
+// Records here are plain data: statuses are strings whose meaning (and
+// allowed transitions) belongs to the engine, and JSON payloads are kept as
+// json.RawMessage so that storage never needs the workflow model.
+package storage
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+)
+
+// Sentinel errors. Drivers translate their own errors into these at the
+// boundary so callers can check them with errors.Is.
+var (
+	// ErrNotFound reports that the addressed object does not exist (for
+	// the caller's tenant).
+	ErrNotFound = errors.New("not found")
+	// ErrConflict reports that a write collides with existing state, such
+	// as an execution id that is already taken.
+	ErrConflict = errors.New("conflict")
+	// ErrNoLeader reports that a write could not be made because the
+	// replicated store has no leader (an election is under way, or the
+	// node is cut off from a quorum).
+	ErrNoLeader = errors.New("no leader")
+	// ErrUnavailable reports that the store cannot serve the request now;
+	// retrying later may succeed.
+	ErrUnavailable = errors.New("unavailable")
+)
+
+// Workflow is one stored version of a workflow definition.
+type Workflow struct {
+	TenantID   string
+	ID         string
+	Version    int
+	Name       string
+	Definition json.RawMessage // canonical JSON of the definition
+	CreatedAt  time.Time
+}
+
+// Page selects one page of a list. Cursor is opaque and comes from the
+// previous page's next cursor; an empty cursor starts from the beginning.
+type Page struct {
+	Cursor string
+	Limit  int
+}
+
+// WorkflowRepo stores workflow definitions. Saving an id that exists makes a
+// new version; executions keep the version they started with.
+type WorkflowRepo interface {
+	// PutWorkflow stores w as the next version of (w.TenantID, w.ID) and
+	// sets w.Version to it (1 for a new id).
+	PutWorkflow(ctx context.Context, w *Workflow) error
+	// GetWorkflow returns one version; version 0 means the latest.
+	// A deleted workflow is ErrNotFound.
+	GetWorkflow(ctx context.Context, tenant, id string, version int) (*Workflow, error)
+	// ListWorkflows returns the latest version of each workflow, ordered by
+	// id, and the cursor of the next page ("" when this is the last).
+	ListWorkflows(ctx context.Context, tenant string, page Page) ([]*Workflow, string, error)
+	// DeleteWorkflow hides the workflow from Get and List. Stored versions
+	// stay readable by executions that reference them through
+	// GetWorkflowVersion.
+	DeleteWorkflow(ctx context.Context, tenant, id string) error
+	// GetWorkflowVersion returns an exact version even when the workflow
+	// was deleted afterwards.
+	GetWorkflowVersion(ctx context.Context, tenant, id string, version int) (*Workflow, error)
+}
+
+// NodeState is the state of one node of an execution.
+type NodeState struct {
+	ID         string
+	Status     string
+	Attempts   int
+	Output     json.RawMessage // nil when none
+	Error      string
+	StartedAt  time.Time // zero until the first attempt
+	FinishedAt time.Time // zero until terminal
+}
+
+// Execution is one run of a workflow version.
+type Execution struct {
+	TenantID        string
+	ID              string
+	WorkflowID      string
+	WorkflowVersion int
+	Status          string
+	Input           json.RawMessage
+	Output          json.RawMessage // nil when none
+	Error           string
+	IdempotencyKey  string // "" when none
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
+	FinishedAt      time.Time // zero until terminal
+	// Nodes is filled by GetExecution; it is keyed by node id.
+	Nodes map[string]*NodeState
+}
+
+// JournalEntry is one entry of an execution's append-only journal. Seq is
+// assigned by the store: 1, 2, 3... per execution, in append order.
+type JournalEntry struct {
+	Seq            int64
+	Type           string
+	At             time.Time
+	Node           string // "" for execution-level entries
+	Attempt        int    // 0 for execution-level entries
+	IdempotencyKey string
+	// Data holds the type-specific fields (input, inputs, output, error)
+	// as a JSON object.
+	Data json.RawMessage
+}
+
+// ExecutionFilter narrows ListExecutions; empty fields match everything.
+type ExecutionFilter struct {
+	WorkflowID string
+	Status     string
+}
+
+// Task is one scheduled attempt of one node, waiting for a worker or held by
+// one under a lease.
+type Task struct {
+	TenantID    string
+	ID          string // the attempt's idempotency key: execution/node/attempt
+	ExecutionID string
+	Node        string
+	Attempt     int
+	Action      string
+	Params      json.RawMessage // resolved parameters
+	CreatedAt   time.Time
+	// Lease; zero values when the task is not leased.
+	LeaseHolder  string
+	LeaseToken   uint64
+	LeaseExpires time.Time
+}
+
+// Lease is a claim of a task by a holder until Expires. Token is a fencing
+// token: it increases with every grant (the Raft index of the claim in the
+// replicated store), and every completion or heartbeat must present it.
+type Lease struct {
+	Holder  string
+	Token   uint64
+	Expires time.Time
+}
+
+// ExecutionRepo stores executions, their node states and journals, and the
+// tasks of their running attempts.
+type ExecutionRepo interface {
+	// CreateExecution inserts e (with its Nodes, if any) and appends first
+	// to its journal in one transaction. When e.IdempotencyKey is set and an
+	// execution of the same tenant and workflow already used that key, it
+	// inserts nothing and returns the existing execution with created=false.
+	// An id that is already taken is ErrConflict.
+	CreateExecution(ctx context.Context, e *Execution, first JournalEntry) (existing *Execution, created bool, err error)
+	// GetExecution returns the execution with its node states.
+	GetExecution(ctx context.Context, tenant, id string) (*Execution, error)
+	// ListExecutions returns executions in creation order (node states not
+	// filled) and the cursor of the next page.
+	ListExecutions(ctx context.Context, tenant string, f ExecutionFilter, page Page) ([]*Execution, string, error)
+	// Transition moves the execution from one status to another only if it
+	// is still in from, and appends entry to its journal in the same
+	// transaction. update, when non-nil, is applied to the stored record
+	// (output, error, finished_at) in that transaction too. It reports
+	// false, with nothing written, when the execution is not in from: a
+	// lost CAS is a result, not an error. A missing execution is
+	// ErrNotFound.
+	Transition(ctx context.Context, tenant, id, from, to string, entry JournalEntry, update *ExecutionUpdate) (bool, error)
+	// PutNode inserts or replaces the state of one node.
+	PutNode(ctx context.Context, tenant, executionID string, n *NodeState) error
+	// AppendJournal appends e and returns its sequence number.
+	AppendJournal(ctx context.Context, tenant, executionID string, e JournalEntry) (int64, error)
+	// Journal returns entries with Seq > afterSeq in order, at most limit
+	// (all when limit <= 0).
+	Journal(ctx context.Context, tenant, executionID string, afterSeq int64, limit int) ([]JournalEntry, error)
+
+	// CreateTask inserts an unleased task. A task id that exists is
+	// ErrConflict.
+	CreateTask(ctx context.Context, t *Task) error
+	// GetTask returns a task by id (any tenant: ids are global).
+	GetTask(ctx context.Context, id string) (*Task, error)
+	// ReadyTasks returns up to limit unleased tasks, oldest first.
+	ReadyTasks(ctx context.Context, limit int) ([]*Task, error)
+	// AcquireLease grants l on the task if it is unleased, or its lease
+	// expired at or before now. It reports whether the lease was granted.
+	AcquireLease(ctx context.Context, taskID string, l Lease, now time.Time) (bool, error)
+	// RenewLease moves the expiry of a lease the holder still owns, checked
+	// by token; it reports false when the token no longer matches.
+	RenewLease(ctx context.Context, taskID string, token uint64, expires time.Time) (bool, error)
+	// FindStaleLeases returns up to limit leased tasks whose lease expired
+	// at or before now, oldest expiry first.
+	FindStaleLeases(ctx context.Context, now time.Time, limit int) ([]*Task, error)
+	// LeasedTasks returns up to limit leased tasks whose holder starts with
+	// holderPrefix, ordered by task id.
+	LeasedTasks(ctx context.Context, holderPrefix string, limit int) ([]*Task, error)
+	// DeleteTask removes a task. When token is non-zero the task must hold
+	// a lease with that token; it reports false, with nothing removed, when
+	// the task is missing or the token does not match.
+	DeleteTask(ctx context.Context, taskID string, token uint64) (bool, error)
+	// DeleteExecutionTasks removes every task of an execution (when it ends
+	// or is cancelled) and returns how many there were.
+	DeleteExecutionTasks(ctx context.Context, tenant, executionID string) (int, error)
+}
+
+// ExecutionUpdate carries the fields a transition may set besides status.
+type ExecutionUpdate struct {
+	Output     json.RawMessage
+	Error      string
+	FinishedAt time.Time
+}
+
+// Credential is a named secret. Data is ciphertext: storage never sees the
+// plain value.
+type Credential struct {
+	TenantID  string
+	Name      string
+	Type      string
+	Data      []byte
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// CredentialRepo stores credentials.
+type CredentialRepo interface {
+	// PutCredential inserts or replaces the credential (tenant, name).
+	PutCredential(ctx context.Context, c *Credential) error
+	GetCredential(ctx context.Context, tenant, name string) (*Credential, error)
+	// ListCredentials returns credentials ordered by name.
+	ListCredentials(ctx context.Context, tenant string) ([]*Credential, error)
+	DeleteCredential(ctx context.Context, tenant, name string) error
+}
+
+// Repos groups the repositories a driver provides.
+type Repos interface {
+	WorkflowRepo
+	ExecutionRepo
+	CredentialRepo
+}
