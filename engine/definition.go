@@ -118,10 +118,14 @@ func ParseDefinition(data []byte) (*Definition, error) {
 	dec.DisallowUnknownFields()
 	var d Definition
 	if err := dec.Decode(&d); err != nil {
-		return nil, decodeError(doc, isJSON, dec.InputOffset(), err)
+		return nil, decodeError(doc, isJSON, err)
 	}
+	end := dec.InputOffset()
 	if _, err := dec.Token(); err != io.EOF {
-		return nil, fmt.Errorf("%w: unexpected data after the definition%s", ErrMalformed, position(doc, isJSON, dec.InputOffset()))
+		for end < int64(len(doc)) && strings.IndexByte(" \t\r\n", doc[end]) >= 0 {
+			end++
+		}
+		return nil, fmt.Errorf("%w: unexpected data after the definition%s", ErrMalformed, position(doc, isJSON, end))
 	}
 	for i := range d.Nodes {
 		p, err := canonicalJSON(d.Nodes[i].Params)
@@ -136,27 +140,26 @@ func ParseDefinition(data []byte) (*Definition, error) {
 
 // decodeError turns an error of encoding/json into one wrapping
 // ErrMalformed that says where and what.
-func decodeError(doc []byte, isJSON bool, offset int64, err error) error {
+func decodeError(doc []byte, isJSON bool, err error) error {
 	var (
 		syntax    *json.SyntaxError
 		typeError *json.UnmarshalTypeError
 	)
 	switch {
 	case errors.As(err, &syntax):
-		return fmt.Errorf("%w: %v%s", ErrMalformed, syntax, position(doc, isJSON, syntax.Offset))
+		return fmt.Errorf("%w: %v%s", ErrMalformed, syntax, position(doc, isJSON, syntax.Offset-1))
 	case errors.As(err, &typeError):
 		field := typeError.Field
 		if field == "" {
 			field = "definition"
 		}
-		return fmt.Errorf("%w: %s: got %s, want %s%s", ErrMalformed, field, typeError.Value, jsonKind(typeError.Type), position(doc, isJSON, typeError.Offset))
+		return fmt.Errorf("%w: %s: got %s, want %s%s", ErrMalformed, field, typeError.Value, jsonKind(typeError.Type), position(doc, isJSON, typeError.Offset-1))
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return fmt.Errorf("%w: unexpected end of document", ErrMalformed)
 	}
-	// Unknown fields and errors of UnmarshalJSON methods carry no position;
-	// the decoder's offset is just past the offending value.
+	// Unknown fields and errors of UnmarshalJSON methods carry no position.
 	msg, _ := strings.CutPrefix(err.Error(), "json: ")
-	return fmt.Errorf("%w: %s%s", ErrMalformed, msg, position(doc, isJSON, offset))
+	return fmt.Errorf("%w: %s", ErrMalformed, msg)
 }
 
 // jsonKind names the JSON kind that decodes into a field of type t.
@@ -172,11 +175,11 @@ func jsonKind(t reflect.Type) string {
 	return "object"
 }
 
-// position formats a byte offset of a JSON document as " at line L, column
-// C". Offsets in YAML documents refer to the JSON they were converted to,
+// position formats the byte at offset in a JSON document as " (line L,
+// column C)". Offsets in YAML documents refer to the JSON they were converted to,
 // which the user never saw, so they are left out.
 func position(doc []byte, isJSON bool, offset int64) string {
-	if !isJSON || offset < 0 || offset > int64(len(doc)) {
+	if !isJSON || offset < 0 || offset >= int64(len(doc)) {
 		return ""
 	}
 	line, col := 1, 1

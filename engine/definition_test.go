@@ -11,7 +11,7 @@ import (
 	"time"
 )
 
-func readFile(t *testing.T, name string) []byte {
+func readFile(t testing.TB, name string) []byte {
 	t.Helper()
 	data, err := os.ReadFile(name)
 	if err != nil {
@@ -119,13 +119,13 @@ func TestParseDefinitionErrors(t *testing.T) {
 		{"JSON syntax", "{\n  \"id\": \"a\",\n  \"nodes\": [}\n}", "line 3, column 13"},
 		{"unknown field", `{"id": "a", "nodes": [], "bogus": 1}`, `unknown field "bogus"`},
 		{"unknown node field", `{"id": "a", "nodes": [{"id": "n", "action": "x", "param": {}}]}`, `unknown field "param"`},
-		{"wrong type", `{"id": 5, "nodes": []}`, "id: got number, want string"},
+		{"wrong type", `{"id": 5, "nodes": []}`, "id: got number, want string (line 1, column 8)"},
 		{"wrong nested type", `{"id": "a", "nodes": [{"id": "n", "action": "x", "retry": {"max_attempts": "3"}}]}`, "nodes.retry.max_attempts: got string, want integer"},
 		{"nodes not an array", `{"id": "a", "nodes": {}}`, "nodes: got object, want array"},
 		{"bad duration", `{"id": "a", "timeout": "soon", "nodes": []}`, `invalid duration "soon"`},
 		{"negative duration", `{"id": "a", "timeout": "-1s", "nodes": []}`, `negative duration "-1s"`},
 		{"number duration", `{"id": "a", "timeout": 60, "nodes": []}`, `duration must be a string such as "1m30s", got 60`},
-		{"trailing data", `{"id": "a", "nodes": []} {}`, "unexpected data after the definition"},
+		{"trailing data", "{\"id\": \"a\", \"nodes\": []}\n  {}", "unexpected data after the definition (line 2, column 3)"},
 		{"truncated", `{"id": "a", "nodes": [`, "unexpected end"},
 		{"YAML syntax", "id: a\nnodes: [\n", "yaml"},
 		{"YAML unknown field", "id: a\nnodes: []\nbogus: 1\n", `unknown field "bogus"`},
@@ -164,5 +164,32 @@ func TestDurationJSON(t *testing.T) {
 		if err := json.Unmarshal(got, &back); err != nil || back != tt.d {
 			t.Errorf("Unmarshal(%s) = %v, %v; want %v", got, time.Duration(back), err, time.Duration(tt.d))
 		}
+	}
+}
+
+// YAML 1.1 would read n, no and on as bools and dates as timestamps;
+// definitions keep what was written.
+func TestParseDefinitionYAMLScalars(t *testing.T) {
+	doc := `
+id: w
+nodes:
+  - id: a
+    action: builtin.set
+    params:
+      n: no
+      on: off
+      y: 2024-01-31
+      big: 9007199254740993
+      ratio: 0.5
+      1: one
+      list: [yes, ~, true]
+`
+	d, err := ParseDefinition([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"1":"one","big":9007199254740993,"list":["yes",null,true],"n":"no","on":"off","ratio":0.5,"y":"2024-01-31"}`
+	if got := string(d.Nodes[0].Params); got != want {
+		t.Errorf("params = %s\nwant     %s", got, want)
 	}
 }

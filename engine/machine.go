@@ -137,6 +137,18 @@ func (a *applier) startExecution(c *StartExecution) (Result, error) {
 	if len(input) == 0 {
 		input = json.RawMessage("{}")
 	}
+	plan, err := a.m.plan(wf)
+	if err != nil {
+		// The stored definition no longer compiles (e.g. an action this
+		// build lacks): refuse the start, never stop applying the log.
+		return Result{Err: err}, nil
+	}
+	// Every node gets its state row now, so an execution always shows its
+	// whole graph and ending it can cancel the nodes that never ran.
+	nodes := make(map[string]*storage.NodeState, len(plan.Definition().Nodes))
+	for _, n := range plan.Definition().Nodes {
+		nodes[n.ID] = &storage.NodeState{ID: n.ID, Status: string(NodePending)}
+	}
 	exec := &storage.Execution{
 		TenantID:        c.Tenant,
 		ID:              c.ExecutionID,
@@ -147,7 +159,7 @@ func (a *applier) startExecution(c *StartExecution) (Result, error) {
 		IdempotencyKey:  c.IdempotencyKey,
 		CreatedAt:       a.st.Now,
 		UpdatedAt:       a.st.Now,
-		Nodes:           map[string]*storage.NodeState{},
+		Nodes:           nodes,
 	}
 	first := a.entry(EntryExecutionStarted, "", 0, "", map[string]any{"input": input})
 	existing, created, err := a.tx.CreateExecution(a.ctx, exec, first)

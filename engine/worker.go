@@ -98,8 +98,12 @@ func (w *Worker) Run(ctx context.Context) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				w.run(ctx, t)
+				// The slot is for running actions: it frees as soon as
+				// the action returns, while the result is still being
+				// reported, so reporting overlaps with the next claim.
+				cmd := w.execute(ctx, t)
 				free <- struct{}{}
+				w.report(ctx, t, cmd)
 			}()
 		}
 		for range n {
@@ -117,16 +121,20 @@ func (w *Worker) Run(ctx context.Context) {
 	}
 }
 
-// run executes one attempt and reports its result. A result that cannot be
-// reported (no leader, shutting down) is dropped: the lease expires and the
-// attempt is reclaimed and run again, which is why attempts carry an
-// idempotency key.
-func (w *Worker) run(ctx context.Context, t *storage.Task) {
-	out, err := w.execute(ctx, t)
+// execute runs one attempt and returns the command that reports it.
+func (w *Worker) execute(ctx context.Context, t *storage.Task) *CompleteTask {
+	out, err := w.runAction(ctx, t)
 	cmd := &CompleteTask{TaskID: t.ID, Token: t.LeaseToken, Output: out}
 	if err != nil {
 		cmd.Output, cmd.Error = nil, err.Error()
 	}
+	return cmd
+}
+
+// report sends an attempt's result. A result that cannot be reported (no
+// leader, shutting down) is dropped: the lease expires and the attempt is
+// reclaimed and run again, which is why attempts carry an idempotency key.
+func (w *Worker) report(ctx context.Context, t *storage.Task, cmd *CompleteTask) {
 	// The result is reported even while shutting down: the work is done.
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
@@ -142,7 +150,7 @@ func (w *Worker) run(ctx context.Context, t *storage.Task) {
 	}
 }
 
-func (w *Worker) execute(ctx context.Context, t *storage.Task) (out json.RawMessage, err error) {
+func (w *Worker) runAction(ctx context.Context, t *storage.Task) (out json.RawMessage, err error) {
 	defer func() {
 		// An action's bug fails its attempt, not the worker.
 		if r := recover(); r != nil {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -31,7 +32,7 @@ func yamlToJSON(data []byte) (any, error) {
 // keepTimestampsAsText retags plain scalars that YAML would decode as
 // time.Time (2024-01-31, 2024-01-31T10:00:00Z) as strings.
 func keepTimestampsAsText(n *yaml.Node) {
-	if n.Kind == yaml.ScalarNode && n.Tag != "!!timestamp" && n.ShortTag() == "!!timestamp" {
+	if n.Kind == yaml.ScalarNode && n.Style&yaml.TaggedStyle == 0 && n.ShortTag() == "!!timestamp" {
 		n.Tag = "!!str"
 	}
 	for _, c := range n.Content {
@@ -47,6 +48,8 @@ func jsonFromYAML(v any) (any, error) {
 		return v, nil
 	case int:
 		return int64(v), nil
+	case time.Time: // an explicit !!timestamp
+		return v.Format(time.RFC3339Nano), nil
 	case float64:
 		if math.IsNaN(v) || math.IsInf(v, 0) {
 			return nil, fmt.Errorf("%v is not a JSON number", v)

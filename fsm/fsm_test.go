@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
 	"path/filepath"
 	"testing"
 	"time"
@@ -164,5 +167,118 @@ func TestSnapshotRestore(t *testing.T) {
 	}
 	if _, err := dst.store.GetWorkflow(ctx, "default", "other", 0); err == nil {
 		t.Fatal("state written before the restore survived it")
+	}
+}
+
+// applyRaw applies one entry and returns its results without failing on
+// refusals.
+func (h *harness) applyRaw(cmds ...engine.Command) []engine.Result {
+	h.t.Helper()
+	h.index++
+	h.now = h.now.Add(time.Millisecond)
+	data, err := EncodeBatch(h.now, cmds)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return h.fsm.Apply([]Entry{{Index: h.index, Data: data}})[0]
+}
+
+func TestReclaimFencesTheLostAttempt(t *testing.T) {
+	ctx := context.Background()
+	h := newHarness(t, filepath.Join(t.TempDir(), "s.db"))
+	h.apply(&engine.PutWorkflow{Tenant: "default", ID: "chain", Definition: json.RawMessage(chain)})
+	h.apply(&engine.StartExecution{Tenant: "default", ExecutionID: "e1", WorkflowID: "chain", Input: json.RawMessage(`{"n":1}`)})
+	old := h.apply(&engine.ClaimTasks{Holder: "n1/old", Max: 10, TTL: time.Hour})[0].Tasks
+	if len(old) != 1 {
+		t.Fatalf("claimed %d tasks, want 1", len(old))
+	}
+
+	// The node restarted as n1/new: its previous run's lease is taken back
+	// at once, before the TTL.
+	res := h.apply(&engine.ReclaimTasks{Max: 10, HolderPrefix: "n1/", KeepHolder: "n1/new"})
+	if res[0].Reclaimed != 1 {
+		t.Fatalf("reclaimed %d, want 1", res[0].Reclaimed)
+	}
+	late := h.applyRaw(&engine.CompleteTask{TaskID: old[0].ID, Token: old[0].LeaseToken, Output: json.RawMessage(`2`)})
+	if !errors.Is(late[0].Err, engine.ErrStaleLease) {
+		t.Fatalf("late result of the lost attempt: err %v, want ErrStaleLease", late[0].Err)
+	}
+	h.runToEnd()
+
+	e, err := h.store.GetExecution(ctx, "default", "e1")
+	if err != nil || e.Status != "succeeded" || string(e.Output) != "4" {
+		t.Fatalf("execution: %+v, %v", e, err)
+	}
+	if a := e.Nodes["a"].Attempts; a != 2 {
+		t.Errorf("node a attempts = %d, want 2", a)
+	}
+	j, err := h.store.Journal(ctx, "default", "e1", 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, en := range j {
+		if en.Node == "a" {
+			got = append(got, fmt.Sprintf("%s/%s", en.Type, en.IdempotencyKey))
+		}
+	}
+	want := []string{
+		"node_attempt_started/e1/a/1", "node_attempt_finished/e1/a/1",
+		"node_attempt_started/e1/a/2", "node_attempt_finished/e1/a/2",
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("journal of node a = %v, want %v", got, want)
+	}
+}
+
+func TestExpiredLeaseIsReclaimed(t *testing.T) {
+	h := newHarness(t, filepath.Join(t.TempDir(), "s.db"))
+	h.apply(&engine.PutWorkflow{Tenant: "default", ID: "chain", Definition: json.RawMessage(chain)})
+	h.apply(&engine.StartExecution{Tenant: "default", ExecutionID: "e1", WorkflowID: "chain", Input: json.RawMessage(`{"n":1}`)})
+	h.apply(&engine.ClaimTasks{Holder: "n2/x", Max: 10, TTL: time.Second})
+	if res := h.apply(&engine.ReclaimTasks{Max: 10}); res[0].Reclaimed != 0 {
+		t.Fatalf("reclaimed %d before the lease expired", res[0].Reclaimed)
+	}
+	h.now = h.now.Add(2 * time.Second) // leader time moves past the TTL
+	if res := h.apply(&engine.ReclaimTasks{Max: 10}); res[0].Reclaimed != 1 {
+		t.Fatalf("reclaimed %d after expiry, want 1", res[0].Reclaimed)
+	}
+	h.runToEnd()
+}
+
+func TestFailingNodeFailsExecution(t *testing.T) {
+	ctx := context.Background()
+	h := newHarness(t, filepath.Join(t.TempDir(), "s.db"))
+	def := `{"id":"f","nodes":[{"id":"a","action":"builtin.noop"},{"id":"b","action":"builtin.noop"},
+	  {"id":"c","action":"builtin.noop","on_error":"continue"},{"id":"d","action":"builtin.noop"}],
+	  "connections":[{"from":"a","to":"b"},{"from":"c","to":"d"}]}`
+	h.apply(&engine.PutWorkflow{Tenant: "default", ID: "f", Definition: json.RawMessage(def)})
+	h.apply(&engine.StartExecution{Tenant: "default", ExecutionID: "e1", WorkflowID: "f"})
+	tasks := h.apply(&engine.ClaimTasks{Holder: "w", Max: 10, TTL: time.Minute})[0].Tasks
+	if len(tasks) != 2 {
+		t.Fatalf("claimed %d root tasks, want 2", len(tasks))
+	}
+	// c fails but continues; then a fails, which fails the execution.
+	byNode := map[string]*engine.CompleteTask{}
+	for _, task := range tasks {
+		byNode[task.Node] = &engine.CompleteTask{TaskID: task.ID, Token: task.LeaseToken, Error: "boom " + task.Node}
+	}
+	h.apply(byNode["c"])
+	e, _ := h.store.GetExecution(ctx, "default", "e1")
+	if e.Nodes["c"].Status != "succeeded" || string(e.Nodes["c"].Output) != `{"error":"boom c"}` {
+		t.Fatalf("node c with on_error=continue: %+v", e.Nodes["c"])
+	}
+	h.apply(byNode["a"])
+	e, _ = h.store.GetExecution(ctx, "default", "e1")
+	if e.Status != "failed" || !strings.Contains(e.Error, "boom a") {
+		t.Fatalf("execution = %s %q, want failed naming boom a", e.Status, e.Error)
+	}
+	for id, want := range map[string]string{"a": "failed", "b": "cancelled", "d": "cancelled"} {
+		if got := e.Nodes[id].Status; got != want {
+			t.Errorf("node %s = %s, want %s", id, got, want)
+		}
+	}
+	if left := h.apply(&engine.ClaimTasks{Holder: "w", Max: 10, TTL: time.Minute})[0].Tasks; len(left) != 0 {
+		t.Errorf("%d tasks left after the execution failed", len(left))
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -111,6 +112,14 @@ func newLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 }
 
+func pprofMux() *http.ServeMux {
+	m := http.NewServeMux()
+	m.HandleFunc("/debug/pprof/", pprof.Index)
+	m.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	m.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return m
+}
+
 // runNode runs a coordinator with its local worker until ctx ends, then
 // shuts down in order: stop taking requests, let running attempts report,
 // stop the log, close the store.
@@ -162,6 +171,15 @@ func runNode(ctx context.Context, cfg *config.Config, logger *slog.Logger) error
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
+	if addr := os.Getenv("NEBULA_PPROF_ADDR"); addr != "" {
+		// Profiling stays off the API listener: it is for operators only.
+		go func() {
+			logger.Info("pprof listening", "addr", addr)
+			if err := http.ListenAndServe(addr, pprofMux()); err != nil {
+				logger.Warn("pprof", "err", err)
+			}
+		}()
+	}
 
 	// Work runs under its own context so that shutdown can stop it after
 	// the API stopped taking requests.

@@ -48,13 +48,16 @@ func pageLimitArg(limit int) int {
 	return limit + 1
 }
 
-// Cursors are base64 so that callers treat them as opaque tokens rather
-// than ids they could build themselves.
-
+// encodeCursor makes the cursor that resumes a list after key. Cursors are
+// base64 so that callers treat them as opaque tokens rather than ids they
+// could build themselves.
 func encodeCursor(key string) string {
 	return base64.RawURLEncoding.EncodeToString([]byte(key))
 }
 
+// decodeCursor returns the key in c; a malformed cursor is an error whose
+// message starts with "invalid cursor", which callers report as a bad
+// request.
 func decodeCursor(c string) (string, error) {
 	b, err := base64.RawURLEncoding.DecodeString(c)
 	if err != nil || len(b) == 0 {

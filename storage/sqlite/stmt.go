@@ -122,7 +122,9 @@ func statements() [numStmts]string {
 			WHERE tenant_id = ? AND execution_id = ? ORDER BY node_id`,
 
 		// MAX(seq) is a single seek on the primary key, so appending costs
-		// the same however long the journal is.
+		// the same however long the journal is. It is a scalar subquery
+		// rather than INSERT ... SELECT, which SQLite would stage through a
+		// temporary table because it reads the table it inserts into.
 		stmtJournalAppend: `INSERT INTO journal (tenant_id, execution_id, ` + journalCols + `)
 			VALUES (?1, ?2,
 				(SELECT COALESCE(MAX(seq), 0) + 1 FROM journal WHERE tenant_id = ?1 AND execution_id = ?2),

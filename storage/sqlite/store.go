@@ -111,7 +111,8 @@ func (s *Store) open(ctx context.Context) (*handles, error) {
 	// synchronous=NORMAL may lose the last transactions on power loss but
 	// never corrupts; the Raft log is the durable record and replays them.
 	// _txlock=immediate takes the write lock at BEGIN, so a transaction
-	// cannot fail halfway when it first writes.
+	// that reads first never meets SQLITE_BUSY at its first write (as it
+	// could if another process, such as the sqlite3 shell, holds the file).
 	writer, err := sql.Open("sqlite", dsn(s.path, url.Values{"_txlock": {"immediate"}},
 		"busy_timeout(5000)",
 		"cache_size(-16384)", // KiB: 16 MiB of page cache for the writer
@@ -322,7 +323,9 @@ func (s *Store) vacuumInto(ctx context.Context, dst string) error {
 // written by Backup (possibly on another node). The file is checked before
 // anything is replaced, so a bad snapshot leaves the store as it was.
 // Operations running concurrently finish first; operations started during
-// the swap wait for it and then see the restored state.
+// the swap wait for it and then see the restored state. If the swap itself
+// fails, the store is left closed and its operations fail with
+// storage.ErrUnavailable.
 func (s *Store) Restore(ctx context.Context, r io.Reader) error {
 	tmp, err := s.tempFile("restore")
 	if err != nil {

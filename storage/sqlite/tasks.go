@@ -10,10 +10,6 @@ import (
 	"github.com/nebula-engine/nebula/storage"
 )
 
-// Lease tokens are uint64 but SQLite integers are signed: they are stored bit
-// for bit, which is lossless and enough because tokens are only ever
-// compared for equality.
-
 // CreateTask inserts t unleased, whatever its lease fields say. A task id
 // that exists is storage.ErrConflict; an unknown execution is
 // storage.ErrNotFound.
@@ -59,6 +55,8 @@ func (tx *Tx) AcquireLease(ctx context.Context, taskID string, l storage.Lease, 
 		// 0 marks an unleased task and means "any token" to DeleteTask.
 		return false, fmt.Errorf("sqlite: acquire lease on task %q: token must not be 0", taskID)
 	}
+	// Tokens are uint64 and SQLite integers signed: storing them bit for
+	// bit is lossless, and tokens are only ever compared for equality.
 	res, err := tx.stmt(ctx, stmtTaskAcquire).ExecContext(ctx,
 		l.Holder, int64(l.Token), unixNano(l.Expires), taskID, unixNano(now))
 	if err != nil {

@@ -439,10 +439,10 @@ func testJournalWindows(t *testing.T, r storage.Repos) {
 	}
 
 	cases := []struct {
-		after     int64
-		limit     int
-		wantSeqs  int64 // first seq expected
-		wantCount int
+		after int64
+		limit int
+		first int64 // Seq of the first entry expected
+		count int
 	}{
 		{0, 0, 1, 10},
 		{0, -1, 1, 10},
@@ -457,12 +457,12 @@ func testJournalWindows(t *testing.T, r storage.Repos) {
 		label := fmt.Sprintf("Journal(after %d, limit %d)", tc.after, tc.limit)
 		got, err := r.Journal(ctx, "t1", "e1", tc.after, tc.limit)
 		wantErr(t, label, err, nil)
-		if len(got) != tc.wantCount {
-			t.Errorf("%s: %d entries, want %d", label, len(got), tc.wantCount)
+		if len(got) != tc.count {
+			t.Errorf("%s: %d entries, want %d", label, len(got), tc.count)
 			continue
 		}
 		for i, g := range got {
-			checkEntry(t, fmt.Sprintf("%s[%d]", label, i), g, want[tc.wantSeqs-1+int64(i)])
+			checkEntry(t, fmt.Sprintf("%s[%d]", label, i), g, want[tc.first-1+int64(i)])
 		}
 	}
 }
