@@ -265,3 +265,19 @@ func (d *decoder) bytes() []byte {
 }
 
 func (d *decoder) str() string { return string(d.bytes()) }
+
+// EncodeCommand encodes one command on its own, as a follower sends it to
+// the leader.
+func EncodeCommand(cmd engine.Command) ([]byte, error) {
+	var e encoder
+	if err := encodeCommand(&e, cmd); err != nil {
+		return nil, err
+	}
+	return e.buf, nil
+}
+
+// DecodeCommand decodes what EncodeCommand made. An ignorable command this
+// version does not know decodes to nil.
+func DecodeCommand(data []byte) (engine.Command, error) {
+	return decodeCommand(data)
+}
