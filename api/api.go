@@ -81,10 +81,15 @@ func New(cfg Config) http.Handler {
 }
 
 // handle adapts a handler that returns an error, writing the error shape.
+// A read asked with ?consistent=true waits first for a read barrier.
 func (s *server) handle(h func(http.ResponseWriter, *http.Request) error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, s.limit)
-		if err := h(w, r); err != nil {
+		err := s.consistent(r)
+		if err == nil {
+			err = h(w, r)
+		}
+		if err != nil {
 			s.writeError(w, r, err)
 		}
 	})
@@ -108,6 +113,22 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 	w.WriteHeader(status)
 	enc := json.NewEncoder(w)
 	return enc.Encode(v)
+}
+
+// consistent honours ?consistent=true on reads.
+func (s *server) consistent(r *http.Request) error {
+	v := r.URL.Query().Get("consistent")
+	if v == "" || r.Method != http.MethodGet {
+		return nil
+	}
+	on, err := strconv.ParseBool(v)
+	if err != nil {
+		return badRequest("consistent must be true or false, got %q", v)
+	}
+	if !on || s.svc == nil {
+		return nil
+	}
+	return s.svc.Consistent(r.Context())
 }
 
 // readBody reads the whole body, refusing one that is not JSON.

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -63,6 +64,12 @@ type Config struct {
 	// ApplyTimeout bounds how long a proposal waits to enter the log;
 	// zero picks 10s.
 	ApplyTimeout time.Duration
+	// LeaderWait bounds how long a write waits for a leader to exist
+	// before it fails with ErrNoLeader; zero picks 5s.
+	LeaderWait time.Duration
+	// LeaderAPI maps a server id to the address of its HTTP API, where
+	// followers forward writes. Nil for a group of one.
+	LeaderAPI func(id string) (addr string, ok bool)
 }
 
 // Node is one member of the Raft group.
@@ -75,6 +82,7 @@ type Node struct {
 
 	proposals chan *proposal
 	inflight  chan struct{}
+	client    *http.Client
 
 	ready     atomic.Bool // leader with its FSM caught up
 	stop      chan struct{}
@@ -120,6 +128,9 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	if cfg.ApplyTimeout == 0 {
 		cfg.ApplyTimeout = 10 * time.Second
+	}
+	if cfg.LeaderWait == 0 {
+		cfg.LeaderWait = 5 * time.Second
 	}
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("cluster: %w", err)
@@ -200,6 +211,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		// one applies. More would shrink batches without adding speed.
 		inflight: make(chan struct{}, 2),
 		stop:     make(chan struct{}),
+		client:   &http.Client{Timeout: cfg.ApplyTimeout + 5*time.Second},
 	}
 	r, err := raft.NewRaft(rc, &raftFSM{f: cfg.FSM, logger: logger}, logs, bolt, snaps, trans)
 	if err != nil {
@@ -219,28 +231,6 @@ func needsRestore(snaps raft.SnapshotStore, applied uint64) (bool, error) {
 		return false, fmt.Errorf("cluster: list snapshots: %w", err)
 	}
 	return len(list) > 0 && list[0].Index > applied, nil
-}
-
-// Submit proposes cmd and waits until it is applied, returning what
-// applying it produced.
-func (n *Node) Submit(ctx context.Context, cmd engine.Command) (engine.Result, error) {
-	if n.raft.State() != raft.Leader {
-		return engine.Result{}, ErrNoLeader
-	}
-	p := &proposal{cmd: cmd, done: make(chan outcome, 1)}
-	select {
-	case n.proposals <- p:
-	case <-ctx.Done():
-		return engine.Result{}, ctx.Err()
-	case <-n.stop:
-		return engine.Result{}, ErrShutdown
-	}
-	select {
-	case o := <-p.done:
-		return o.res, o.err
-	case <-ctx.Done():
-		return engine.Result{}, ctx.Err()
-	}
 }
 
 // batchLoop is the group commit: it waits for a free in-flight slot, then
@@ -354,9 +344,23 @@ func (n *Node) leadershipLoop() {
 	}
 }
 
-// Ready reports whether this node can serve: it leads, and its state has
-// caught up with everything committed before its election.
-func (n *Node) Ready() bool { return n.ready.Load() }
+// Ready reports whether this node can serve: it leads with its state
+// caught up with everything committed before its election, or it follows
+// a leader it heard from recently and has applied what that leader
+// committed (within a small lag).
+func (n *Node) Ready() bool {
+	if n.ready.Load() {
+		return true
+	}
+	if n.raft.State() != raft.Follower || n.Leader() == "" {
+		return false
+	}
+	if time.Since(n.raft.LastContact()) > 5*n.cfg.HeartbeatTimeout {
+		return false
+	}
+	const maxLag = 64
+	return n.raft.AppliedIndex()+maxLag >= n.raft.CommitIndex()
+}
 
 // WaitReady blocks until Ready or ctx ends.
 func (n *Node) WaitReady(ctx context.Context) error {
@@ -370,6 +374,15 @@ func (n *Node) WaitReady(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// IsLeader reports whether this node leads the group now.
+func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
+
+// Leader returns the id of the current leader, "" when none is known.
+func (n *Node) Leader() string {
+	_, id := n.raft.LeaderWithID()
+	return string(id)
 }
 
 // Stats returns Raft's view of the node, for diagnostics.

@@ -18,9 +18,18 @@ type Submitter interface {
 	Submit(ctx context.Context, cmd Command) (Result, error)
 }
 
+// ReadBarrier makes the next local read linearizable: it returns once the
+// local state holds every write acknowledged before the call.
+type ReadBarrier interface {
+	ReadBarrier(ctx context.Context) error
+}
+
 // ServiceConfig configures a Service.
 type ServiceConfig struct {
 	Submitter Submitter
+	// Barrier serves consistent reads; nil means local reads are already
+	// linearizable (a store that is not replicated).
+	Barrier ReadBarrier
 	// Store serves reads; it is the local copy of the replicated state.
 	Store   storage.Repos
 	Options Options
@@ -33,7 +42,8 @@ type ServiceConfig struct {
 // commands, reads come from the local store, and callers can wait for an
 // execution to finish.
 type Service struct {
-	sub    Submitter
+	sub     Submitter
+	barrier ReadBarrier
 	store  storage.Repos
 	opts   Options
 	logger *slog.Logger
@@ -50,11 +60,20 @@ func NewService(cfg ServiceConfig) *Service {
 	if h == nil {
 		h = NewHub()
 	}
-	return &Service{sub: cfg.Submitter, store: cfg.Store, opts: cfg.Options, logger: l, hub: h}
+	return &Service{sub: cfg.Submitter, barrier: cfg.Barrier, store: cfg.Store, opts: cfg.Options, logger: l, hub: h}
 }
 
 // Hub returns the service's event hub; the FSM publishes into it.
 func (s *Service) Hub() *Hub { return s.hub }
+
+// Consistent returns once reads made after it see every write
+// acknowledged before it (a linearizable read).
+func (s *Service) Consistent(ctx context.Context) error {
+	if s.barrier == nil {
+		return nil
+	}
+	return s.barrier.ReadBarrier(ctx)
+}
 
 // submit proposes cmd and turns a refusal into an error.
 func (s *Service) submit(ctx context.Context, cmd Command) (Result, error) {

@@ -32,6 +32,8 @@ var (
 	// ErrUnavailable reports that the store cannot serve the request now;
 	// retrying later may succeed.
 	ErrUnavailable = errors.New("unavailable")
+	// ErrInvalidCursor reports a list cursor that this store did not make.
+	ErrInvalidCursor = errors.New("invalid cursor")
 )
 
 // Workflow is one stored version of a workflow definition.

@@ -143,6 +143,8 @@ func TestDesktopErrors(t *testing.T) {
 		{"bad input", "POST", "/v1/workflows/greet/executions", `{"input": 3}`, 400, "bad_request", "input"},
 		{"unknown field", "POST", "/v1/workflows/greet/executions", `{"inptu": {}}`, 400, "bad_request", "inptu"},
 		{"bad limit", "GET", "/v1/workflows?limit=0", ``, 400, "bad_request", "limit"},
+		{"bad cursor", "GET", "/v1/executions?cursor=!!", ``, 400, "bad_request", "cursor"},
+		{"bad status filter", "GET", "/v1/executions?status=done", ``, 400, "bad_request", "done"},
 		{"no route", "GET", "/v1/nothing", ``, 404, "not_found", "/v1/nothing"},
 		{"too large", "PUT", "/v1/workflows/x", `{"name": "` + strings.Repeat("x", 5<<20) + `"}`, 413, "too_large", "exceeds"},
 	}

@@ -9,6 +9,8 @@ import (
 
 	msqlite "modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/nebula-engine/nebula/storage"
 )
 
 // unixNano encodes t for an INTEGER column. The zero time is 0 so that "not
@@ -55,13 +57,12 @@ func encodeCursor(key string) string {
 	return base64.RawURLEncoding.EncodeToString([]byte(key))
 }
 
-// decodeCursor returns the key in c; a malformed cursor is an error whose
-// message starts with "invalid cursor", which callers report as a bad
-// request.
+// decodeCursor returns the key in c; a malformed cursor is
+// storage.ErrInvalidCursor.
 func decodeCursor(c string) (string, error) {
 	b, err := base64.RawURLEncoding.DecodeString(c)
 	if err != nil || len(b) == 0 {
-		return "", fmt.Errorf("invalid cursor %q", c)
+		return "", fmt.Errorf("%w %q", storage.ErrInvalidCursor, c)
 	}
 	return string(b), nil
 }
@@ -77,7 +78,7 @@ func decodeSeqCursor(c string) (int64, error) {
 	}
 	seq, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || seq <= 0 {
-		return 0, fmt.Errorf("invalid cursor %q", c)
+		return 0, fmt.Errorf("%w %q", storage.ErrInvalidCursor, c)
 	}
 	return seq, nil
 }

@@ -1,0 +1,311 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/nebula-engine/nebula/engine"
+	"github.com/nebula-engine/nebula/fsm"
+	"github.com/nebula-engine/nebula/storage"
+)
+
+// Writes reach the leader from any node: a follower forwards the encoded
+// command to the leader's internal endpoint, which proposes it there and
+// sends back what applying it produced. The caller sees no difference but
+// latency. The leader's API address comes from gossip (Config.LeaderAPI).
+
+const (
+	internalSubmitPath = "/internal/v1/submit"
+	internalReadPath   = "/internal/v1/read-index"
+	maxCommandBytes    = 64 << 20
+)
+
+// Submit proposes cmd and waits until it is applied, returning what
+// applying it produced. On a follower the command is forwarded to the
+// leader. With no leader it waits up to Config.LeaderWait for one, then
+// fails with ErrNoLeader.
+func (n *Node) Submit(ctx context.Context, cmd engine.Command) (engine.Result, error) {
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.LeaderWait+n.cfg.ApplyTimeout)
+	defer cancel()
+	deadline := time.Now().Add(n.cfg.LeaderWait)
+	for {
+		if n.raft.State() == raft.Leader {
+			res, err := n.submitLocal(ctx, cmd)
+			if !errors.Is(err, ErrNoLeader) {
+				return res, err
+			}
+		} else if addr, ok := n.leaderAPI(); ok {
+			res, err := n.forward(ctx, addr, cmd)
+			if !errors.Is(err, ErrNoLeader) {
+				return res, err
+			}
+		}
+		// No leader, or the one we knew stepped down: an election is
+		// under way. Wait for it, boundedly.
+		if time.Now().After(deadline) {
+			return engine.Result{}, ErrNoLeader
+		}
+		select {
+		case <-ctx.Done():
+			return engine.Result{}, ErrNoLeader
+		case <-n.stop:
+			return engine.Result{}, ErrShutdown
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// leaderAPI returns the API address of the current leader, if known.
+func (n *Node) leaderAPI() (string, bool) {
+	_, id := n.raft.LeaderWithID()
+	if id == "" || id == raft.ServerID(n.cfg.NodeID) || n.cfg.LeaderAPI == nil {
+		return "", false
+	}
+	return n.cfg.LeaderAPI(string(id))
+}
+
+// forward sends cmd to the leader at addr.
+func (n *Node) forward(ctx context.Context, addr string, cmd engine.Command) (engine.Result, error) {
+	body, err := fsm.EncodeCommand(cmd)
+	if err != nil {
+		return engine.Result{}, err
+	}
+	var wr wireResult
+	if err := n.internalCall(ctx, addr, internalSubmitPath, body, &wr); err != nil {
+		return engine.Result{}, err
+	}
+	return wr.result(), nil
+}
+
+// internalCall posts body to a peer's internal endpoint and decodes the
+// JSON answer. Network failures mean the peer may be gone: ErrNoLeader, so
+// that the caller waits for the next leader.
+func (n *Node) internalCall(ctx context.Context, addr, path string, body []byte, out any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+path, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/octet-stream")
+	req.Header.Set("X-Nebula-Node", n.cfg.NodeID)
+	resp, err := n.client.Do(req)
+	if err != nil {
+		n.logger.Debug("forward failed", "leader", addr, "err", err)
+		return fmt.Errorf("%w: leader %s unreachable", ErrNoLeader, addr)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxCommandBytes))
+	if err != nil {
+		return fmt.Errorf("%w: reading answer of %s: %v", ErrNoLeader, addr, err)
+	}
+	switch resp.StatusCode {
+	case http.StatusOK:
+		return json.Unmarshal(b, out)
+	case http.StatusServiceUnavailable:
+		// The peer is not (or no longer) the leader.
+		return ErrNoLeader
+	default:
+		return fmt.Errorf("cluster: %s%s answered %d: %s", addr, path, resp.StatusCode, bytes.TrimSpace(b))
+	}
+}
+
+// Handler serves the internal endpoints other nodes call. Mount it at
+// /internal/ beside the public API.
+func (n *Node) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST "+internalSubmitPath, n.serveSubmit)
+	mux.HandleFunc("POST "+internalReadPath, n.serveReadIndex)
+	return mux
+}
+
+func (n *Node) serveSubmit(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxCommandBytes))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	cmd, err := fsm.DecodeCommand(body)
+	if err != nil || cmd == nil {
+		http.Error(w, fmt.Sprintf("bad command: %v", err), http.StatusBadRequest)
+		return
+	}
+	// Only the leader proposes: forwarding twice could loop.
+	res, err := n.submitLocal(r.Context(), cmd)
+	if errors.Is(err, ErrNoLeader) {
+		http.Error(w, "not the leader", http.StatusServiceUnavailable)
+		return
+	}
+	if err != nil {
+		res = engine.Result{Err: err}
+	}
+	writeWire(w, newWireResult(res))
+}
+
+// submitLocal proposes on this node, which must lead.
+func (n *Node) submitLocal(ctx context.Context, cmd engine.Command) (engine.Result, error) {
+	if n.raft.State() != raft.Leader {
+		return engine.Result{}, ErrNoLeader
+	}
+	p := &proposal{cmd: cmd, done: make(chan outcome, 1)}
+	select {
+	case n.proposals <- p:
+	case <-ctx.Done():
+		return engine.Result{}, ctx.Err()
+	case <-n.stop:
+		return engine.Result{}, ErrShutdown
+	}
+	select {
+	case o := <-p.done:
+		return o.res, o.err
+	case <-ctx.Done():
+		return engine.Result{}, ctx.Err()
+	}
+}
+
+// ReadBarrier returns once this node's state holds every write that was
+// acknowledged before the call: a read after it is linearizable. The
+// leader proves it still leads by committing a barrier through a quorum
+// (a deposed leader cannot); a follower asks the leader for that index and
+// waits until it has applied it.
+func (n *Node) ReadBarrier(ctx context.Context) error {
+	deadline := time.Now().Add(n.cfg.LeaderWait)
+	for {
+		var idx uint64
+		var err error
+		if n.raft.State() == raft.Leader {
+			idx, err = n.leaderReadIndex()
+		} else if addr, ok := n.leaderAPI(); ok {
+			var ans struct {
+				Index uint64 `json:"index"`
+			}
+			err = n.internalCall(ctx, addr, internalReadPath, nil, &ans)
+			idx = ans.Index
+		} else {
+			err = ErrNoLeader
+		}
+		if err == nil {
+			return n.waitApplied(ctx, idx)
+		}
+		if !errors.Is(err, ErrNoLeader) || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ErrNoLeader
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+func (n *Node) leaderReadIndex() (uint64, error) {
+	if err := n.raft.Barrier(n.cfg.ApplyTimeout).Error(); err != nil {
+		return 0, translate(err)
+	}
+	return n.fsm.AppliedIndex(), nil
+}
+
+func (n *Node) serveReadIndex(w http.ResponseWriter, r *http.Request) {
+	if n.raft.State() != raft.Leader {
+		http.Error(w, "not the leader", http.StatusServiceUnavailable)
+		return
+	}
+	idx, err := n.leaderReadIndex()
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Write([]byte(`{"index":` + strconv.FormatUint(idx, 10) + `}`))
+}
+
+// waitApplied waits until the local state has applied index.
+func (n *Node) waitApplied(ctx context.Context, index uint64) error {
+	t := time.NewTicker(2 * time.Millisecond)
+	defer t.Stop()
+	for n.fsm.AppliedIndex() < index {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: state did not catch up to index %d", storage.ErrUnavailable, index)
+		case <-t.C:
+		}
+	}
+	return nil
+}
+
+// wireResult is engine.Result as it crosses between nodes.
+type wireResult struct {
+	Err         *wireError      `json:"err,omitempty"`
+	Version     int             `json:"version,omitempty"`
+	ExecutionID string          `json:"execution_id,omitempty"`
+	Created     bool            `json:"created,omitempty"`
+	Tasks       []*storage.Task `json:"tasks,omitempty"`
+	Accepted    bool            `json:"accepted,omitempty"`
+	Reclaimed   int             `json:"reclaimed,omitempty"`
+}
+
+type wireError struct {
+	Kind string `json:"kind"`
+	Msg  string `json:"msg"`
+}
+
+// errorKinds are the refusals that keep their identity across nodes.
+var errorKinds = []struct {
+	kind string
+	err  error
+}{
+	{"not_found", storage.ErrNotFound},
+	{"conflict", storage.ErrConflict},
+	{"no_leader", storage.ErrNoLeader},
+	{"unavailable", storage.ErrUnavailable},
+	{"stale_lease", engine.ErrStaleLease},
+	{"invalid_workflow", engine.ErrInvalidWorkflow},
+}
+
+func newWireResult(r engine.Result) *wireResult {
+	w := &wireResult{Version: r.Version, ExecutionID: r.ExecutionID, Created: r.Created, Tasks: r.Tasks, Accepted: r.Accepted, Reclaimed: r.Reclaimed}
+	if r.Err != nil {
+		w.Err = &wireError{Kind: "error", Msg: r.Err.Error()}
+		for _, k := range errorKinds {
+			if errors.Is(r.Err, k.err) {
+				w.Err.Kind = k.kind
+				break
+			}
+		}
+	}
+	return w
+}
+
+func (w *wireResult) result() engine.Result {
+	r := engine.Result{Version: w.Version, ExecutionID: w.ExecutionID, Created: w.Created, Tasks: w.Tasks, Accepted: w.Accepted, Reclaimed: w.Reclaimed}
+	if w.Err != nil {
+		r.Err = &remoteError{msg: w.Err.Msg}
+		for _, k := range errorKinds {
+			if k.kind == w.Err.Kind {
+				r.Err = &remoteError{msg: w.Err.Msg, kind: k.err}
+			}
+		}
+	}
+	return r
+}
+
+// remoteError is a refusal that happened on the leader.
+type remoteError struct {
+	msg  string
+	kind error
+}
+
+func (e *remoteError) Error() string { return e.msg }
+func (e *remoteError) Unwrap() error { return e.kind }
+
+func writeWire(w http.ResponseWriter, v *wireResult) {
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(v)
+}
