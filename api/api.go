@@ -4,6 +4,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -36,10 +37,29 @@ type Config struct {
 	Logger *slog.Logger
 	// BodyLimit caps request bodies; zero picks 4 MiB.
 	BodyLimit int64
+	// Cluster describes the cluster for GET /v1/cluster.
+	Cluster func(ctx context.Context) (ClusterView, error)
+}
+
+// ClusterView is the answer of GET /v1/cluster.
+type ClusterView struct {
+	Leader  string          `json:"leader"`
+	Members []ClusterMember `json:"members"`
+}
+
+// ClusterMember is one coordinator as GET /v1/cluster shows it.
+type ClusterMember struct {
+	ID       string `json:"id"`
+	APIAddr  string `json:"api_addr"`
+	RaftAddr string `json:"raft_addr"`
+	Status   string `json:"status"`
+	Voter    bool   `json:"voter"`
+	Leader   bool   `json:"leader"`
 }
 
 type server struct {
-	svc    *engine.Service
+	svc     *engine.Service
+	cluster func(ctx context.Context) (ClusterView, error)
 	ready  func() bool
 	logger *slog.Logger
 	limit  int64
@@ -47,7 +67,7 @@ type server struct {
 
 // New returns the API's handler.
 func New(cfg Config) http.Handler {
-	s := &server{svc: cfg.Service, ready: cfg.Ready, logger: cfg.Logger, limit: cfg.BodyLimit}
+	s := &server{svc: cfg.Service, cluster: cfg.Cluster, ready: cfg.Ready, logger: cfg.Logger, limit: cfg.BodyLimit}
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)
 	}
@@ -77,6 +97,7 @@ func New(cfg Config) http.Handler {
 	v1.Handle("/executions", s.handle(s.listExecutions)).Methods(http.MethodGet)
 	v1.Handle("/executions/{id}", s.handle(s.getExecution)).Methods(http.MethodGet)
 	v1.Handle("/executions/{id}/journal", s.handle(s.journal)).Methods(http.MethodGet)
+	v1.Handle("/cluster", s.handle(s.clusterInfo)).Methods(http.MethodGet)
 	return r
 }
 
@@ -340,6 +361,17 @@ func (s *server) journal(w http.ResponseWriter, r *http.Request) error {
 		items[i] = viewEntry(e)
 	}
 	return writeJSON(w, http.StatusOK, map[string]any{"items": items})
+}
+
+func (s *server) clusterInfo(w http.ResponseWriter, r *http.Request) error {
+	if s.cluster == nil {
+		return &Error{Status: http.StatusNotFound, Code: "not_found", Msg: "this node has no cluster"}
+	}
+	v, err := s.cluster(r.Context())
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, v)
 }
 
 // pageOf reads ?limit= and ?cursor=.

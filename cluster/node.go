@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -44,6 +45,8 @@ type Config struct {
 	// BindAddr is the Raft TCP address. Empty means a group of one that
 	// never talks to peers: an in-memory transport, no port opened.
 	BindAddr string
+	// AdvertiseAddr is the Raft address peers dial; empty means BindAddr.
+	AdvertiseAddr string
 	// Bootstrap makes a node with no Raft state start a group of one.
 	Bootstrap bool
 	FSM       *fsm.FSM
@@ -59,6 +62,10 @@ type Config struct {
 	// SnapshotInterval is how often the threshold is checked; zero picks
 	// 30s.
 	SnapshotInterval time.Duration
+	// TrailingLogs is how many entries a snapshot leaves in the log, so
+	// that a follower a little behind catches up from the log rather
+	// than a snapshot; zero picks SnapshotThreshold.
+	TrailingLogs uint64
 	// MaxBatch caps the commands sharing one log entry; zero picks 1024.
 	MaxBatch int
 	// ApplyTimeout bounds how long a proposal waits to enter the log;
@@ -145,7 +152,10 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	rc.LeaderLeaseTimeout = cfg.HeartbeatTimeout / 2
 	rc.SnapshotThreshold = cfg.SnapshotThreshold
 	rc.SnapshotInterval = cfg.SnapshotInterval
-	rc.TrailingLogs = cfg.SnapshotThreshold
+	rc.TrailingLogs = cfg.TrailingLogs
+	if rc.TrailingLogs == 0 {
+		rc.TrailingLogs = cfg.SnapshotThreshold
+	}
 	rc.BatchApplyCh = true
 
 	bolt, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.Dir, "raft.db")})
@@ -178,7 +188,16 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	if single {
 		addr, trans = raft.NewInmemTransport(raft.ServerAddress(cfg.NodeID))
 	} else {
-		tt, err := raft.NewTCPTransportWithLogger(cfg.BindAddr, nil, 3, 10*time.Second, hl)
+		var adv net.Addr
+		if cfg.AdvertiseAddr != "" {
+			a, err := net.ResolveTCPAddr("tcp", cfg.AdvertiseAddr)
+			if err != nil {
+				bolt.Close()
+				return nil, fmt.Errorf("cluster: advertise address %q: %w", cfg.AdvertiseAddr, err)
+			}
+			adv = a
+		}
+		tt, err := raft.NewTCPTransportWithLogger(cfg.BindAddr, adv, 3, 10*time.Second, hl)
 		if err != nil {
 			bolt.Close()
 			return nil, fmt.Errorf("cluster: raft transport on %s: %w", cfg.BindAddr, err)
@@ -383,6 +402,29 @@ func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
 func (n *Node) Leader() string {
 	_, id := n.raft.LeaderWithID()
 	return string(id)
+}
+
+// Raft returns the underlying Raft node, for membership management.
+func (n *Node) Raft() *raft.Raft { return n.raft }
+
+// Server is one member of the Raft configuration.
+type Server struct {
+	ID      string
+	Address string
+	Voter   bool
+}
+
+// Servers returns the current Raft configuration.
+func (n *Node) Servers() ([]Server, error) {
+	f := n.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return nil, translate(err)
+	}
+	var out []Server
+	for _, s := range f.Configuration().Servers {
+		out = append(out, Server{ID: string(s.ID), Address: string(s.Address), Voter: s.Suffrage == raft.Voter})
+	}
+	return out, nil
 }
 
 // Stats returns Raft's view of the node, for diagnostics.

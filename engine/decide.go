@@ -13,7 +13,9 @@ type Decision struct {
 	// below another skipped node, in definition order.
 	Skipped []string
 	// Terminal reports that the execution is finished, with Status
-	// StatusSucceeded and Output, or StatusFailed and Error.
+	// StatusSucceeded and Output, or StatusFailed and Error. A failed
+	// decision has no Ready or Skipped nodes: the nodes that have not
+	// finished are to be cancelled.
 	Terminal bool
 	Status   ExecutionStatus
 	Output   json.RawMessage
@@ -58,7 +60,7 @@ func (p *Plan) Decide(s *Scope) Decision {
 		}
 		fired := len(p.in[n]) == 0
 		for _, c := range p.in[n] {
-			if status[p.index[p.def.Connections[c].From]] != NodeSucceeded {
+			if status[p.edges[c].from] != NodeSucceeded {
 				continue
 			}
 			// Every guard is evaluated, even after one fired, so that a
@@ -97,12 +99,12 @@ func (p *Plan) Decide(s *Scope) Decision {
 		case skipped[i]:
 			d.Skipped = append(d.Skipped, n.ID)
 		}
-		finished = finished && status[i].Terminal() && !ready[i]
+		finished = finished && status[i].Terminal()
 	}
 	if !finished {
 		return d
 	}
-	if act == nil {
+	if p.output != nil && act == nil {
 		act = p.newActivation(s)
 		act.setStatuses(status)
 	}
@@ -121,7 +123,7 @@ func failed(msg string) Decision {
 // decidable reports whether no predecessor of node n is still to finish.
 func (p *Plan) decidable(n int, status []NodeStatus) bool {
 	for _, c := range p.in[n] {
-		if !status[p.index[p.def.Connections[c].From]].Terminal() {
+		if !status[p.edges[c].from].Terminal() {
 			return false
 		}
 	}
@@ -133,21 +135,22 @@ func (p *Plan) evalWhen(c int, act *scopeActivation) (bool, error) {
 	conn := p.def.Connections[c]
 	v, _, err := p.when[c].eval(act.vars, p.limits)
 	if err != nil {
-		return false, fmt.Errorf("connection %s -> %s: when %q: %v", conn.From, conn.To, p.when[c].src, err)
+		return false, fmt.Errorf("connection %s -> %s: when %v: %v", conn.From, conn.To, p.when[c], err)
 	}
 	b, ok := v.(bool)
 	if !ok {
-		return false, fmt.Errorf("connection %s -> %s: when %q yielded %s, not a bool", conn.From, conn.To, p.when[c].src, jsonTypeName(v))
+		return false, fmt.Errorf("connection %s -> %s: when %v yielded %s, not a bool", conn.From, conn.To, p.when[c], jsonTypeName(v))
 	}
 	return b, nil
 }
 
-// executionOutput computes the output of a finished execution.
+// executionOutput computes the output of a finished execution; act is
+// only used, and only needed, when the workflow has an output expression.
 func (p *Plan) executionOutput(s *Scope, status []NodeStatus, act *scopeActivation) (json.RawMessage, error) {
 	if p.output != nil {
 		_, raw, err := p.output.eval(act.vars, p.limits)
 		if err != nil {
-			return nil, fmt.Errorf("output %q: %v", p.output.src, err)
+			return nil, fmt.Errorf("output %v: %v", p.output, err)
 		}
 		return raw, nil
 	}
@@ -174,69 +177,4 @@ func (p *Plan) executionOutput(s *Scope, status []NodeStatus, act *scopeActivati
 		return nil, fmt.Errorf("output: %v", err)
 	}
 	return raw, nil
-}
-
-// jsonTypeName names the JSON type of a scope value.
-func jsonTypeName(v any) string {
-	switch v.(type) {
-	case nil:
-		return "null"
-	case bool:
-		return "a bool"
-	case string:
-		return "a string"
-	case int64, float64:
-		return "a number"
-	case []any:
-		return "an array"
-	}
-	return "an object"
-}
-
-// scopeActivation is the activation of a Scope, with the per-node entries
-// of the nodes variable kept so that the decider can update statuses.
-type scopeActivation struct {
-	vars  *activation
-	nodes []map[string]any // by node index: {"status", "output"}
-}
-
-// newActivation binds the variables of expressions to s. nodes holds every
-// node of the plan, so that nodes.x.status works for pending nodes too.
-func (p *Plan) newActivation(s *Scope) *scopeActivation {
-	if s == nil {
-		s = &Scope{}
-	}
-	a := &scopeActivation{nodes: make([]map[string]any, len(p.def.Nodes))}
-	all := make(map[string]any, len(p.def.Nodes))
-	for i, n := range p.def.Nodes {
-		v := s.Nodes[n.ID]
-		status := v.Status
-		if status == "" {
-			status = NodePending
-		}
-		a.nodes[i] = map[string]any{"status": string(status), "output": v.Output}
-		all[n.ID] = a.nodes[i]
-	}
-	workflowID := s.WorkflowID
-	if workflowID == "" {
-		workflowID = p.def.ID
-	}
-	conv := celAdapter{}
-	a.vars = &activation{
-		input:     conv.NativeToValue(s.Input),
-		nodes:     conv.NativeToValue(all),
-		execution: conv.NativeToValue(map[string]any{"id": s.ExecutionID}),
-		workflow:  conv.NativeToValue(map[string]any{"id": workflowID}),
-	}
-	return a
-}
-
-func (a *scopeActivation) setStatus(n int, s NodeStatus) {
-	a.nodes[n]["status"] = string(s)
-}
-
-func (a *scopeActivation) setStatuses(status []NodeStatus) {
-	for n, s := range status {
-		a.setStatus(n, s)
-	}
 }

@@ -201,3 +201,40 @@ func BenchmarkDecide(b *testing.B) {
 		p.Decide(s)
 	}
 }
+
+// A Plan is shared by every execution of a workflow version.
+func TestPlanConcurrentUse(t *testing.T) {
+	d, err := ParseDefinition(readFile(t, "testdata/workflows/greet.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := Compile(d, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan string)
+	for i := range 4 {
+		go func() {
+			s := &Scope{Input: map[string]any{"name": "Ada", "n": int64(i)}, Nodes: map[string]NodeView{
+				"make": {Status: NodeSucceeded, Output: map[string]any{"n": int64(2 * i)}},
+			}}
+			var got string
+			for range 50 {
+				params, err := p.ResolveParams("big", s)
+				if err != nil {
+					t.Error(err)
+				}
+				got = string(params) + " " + strings.Join(p.Decide(s).Ready, ",")
+			}
+			done <- got
+		}()
+	}
+	got := map[string]bool{}
+	for range 4 {
+		got[<-done] = true
+	}
+	want := map[string]bool{`{"value":0} small`: true, `{"value":2} small`: true, `{"value":4} small`: true, `{"value":6} small`: true}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("results = %v, want %v", got, want)
+	}
+}

@@ -100,7 +100,7 @@ func ParseDefinition(data []byte) (*Definition, error) {
 		return nil, fmt.Errorf("%w: empty document", ErrMalformed)
 	}
 	isJSON := trimmed[0] == '{'
-	doc := trimmed
+	doc := data // not trimmed, so that positions count every line
 	if !isJSON {
 		v, err := yamlToJSON(data)
 		if err != nil {
@@ -176,8 +176,8 @@ func jsonKind(t reflect.Type) string {
 }
 
 // position formats the byte at offset in a JSON document as " (line L,
-// column C)". Offsets in YAML documents refer to the JSON they were converted to,
-// which the user never saw, so they are left out.
+// column C)". Offsets in YAML documents refer to the JSON they were
+// converted to, which the user never saw, so they are left out.
 func position(doc []byte, isJSON bool, offset int64) string {
 	if !isJSON || offset < 0 || offset >= int64(len(doc)) {
 		return ""

@@ -116,7 +116,7 @@ func TestParseDefinitionErrors(t *testing.T) {
 		name, doc, want string
 	}{
 		{"empty", "  \n", "empty document"},
-		{"JSON syntax", "{\n  \"id\": \"a\",\n  \"nodes\": [}\n}", "line 3, column 13"},
+		{"JSON syntax", "\n{\n  \"id\": \"a\",\n  \"nodes\": [}\n}", "line 4, column 13"},
 		{"unknown field", `{"id": "a", "nodes": [], "bogus": 1}`, `unknown field "bogus"`},
 		{"unknown node field", `{"id": "a", "nodes": [{"id": "n", "action": "x", "param": {}}]}`, `unknown field "param"`},
 		{"wrong type", `{"id": 5, "nodes": []}`, "id: got number, want string (line 1, column 8)"},
@@ -131,6 +131,10 @@ func TestParseDefinitionErrors(t *testing.T) {
 		{"YAML unknown field", "id: a\nnodes: []\nbogus: 1\n", `unknown field "bogus"`},
 		{"YAML duration", "id: a\nnodes: []\ntimeout: 60\n", "duration must be a string"},
 		{"YAML list", "- id: a\n", "not a mapping"},
+		{"YAML second document", "id: a\nnodes: []\n---\nid: b\n", "unexpected data after the first YAML document"},
+		{"YAML duplicate key", "id: a\nid: b\nnodes: []\n", "already defined"},
+		{"YAML infinity", "id: a\nnodes: [{id: n, action: x, params: {v: .inf}}]\n", "+Inf is not a JSON number"},
+		{"YAML comments only", "# nothing\n", "empty document"},
 		{"YAML scalar", "hello\n", "not a mapping"},
 	}
 	for _, tt := range tests {

@@ -3,6 +3,7 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -19,6 +20,20 @@ import (
 type program struct {
 	src  string
 	prog cel.Program
+}
+
+// String returns the source of p, quoted for messages.
+func (p *program) String() string { return quoteSource(p.src) }
+
+// maxQuotedSource bounds the length of an expression quoted in a message.
+const maxQuotedSource = 100
+
+// quoteSource quotes an expression for a message, shortened if long.
+func quoteSource(src string) string {
+	if utf8.RuneCountInString(src) <= maxQuotedSource {
+		return strconv.Quote(src)
+	}
+	return strconv.Quote(string([]rune(src)[:maxQuotedSource])) + "..."
 }
 
 // compiler compiles the expressions of one definition.
@@ -56,7 +71,7 @@ func newCompiler(limits Limits, nodes map[string]int) (*compiler, error) {
 func (c *compiler) compile(src string, want *cel.Type) (*program, error) {
 	prog, err := c.compileSource(src, want)
 	if err != nil {
-		return nil, fmt.Errorf("expression %q: %w", src, err)
+		return nil, fmt.Errorf("expression %s: %w", quoteSource(src), err)
 	}
 	return prog, nil
 }
@@ -90,7 +105,7 @@ func (c *compiler) compileSource(src string, want *cel.Type) (*program, error) {
 	return &program{src: src, prog: prog}, nil
 }
 
-// compileError formats the issues of a failed compilation on one line.
+// compileError formats the errors of a failed compilation on one line.
 func compileError(iss *cel.Issues) error {
 	var msgs []string
 	for _, e := range iss.Errors() {
@@ -172,7 +187,8 @@ func (c *compiler) checkNodeRefs(e ast.Expr, shadowed bool) error {
 	return nil
 }
 
-// orderMapLiterals makes map literals build orderedMaps.
+// orderMapLiterals makes map literals build orderedMaps, whose iteration
+// order does not depend on Go's map order.
 func orderMapLiterals(i interpreter.InterpretableV2) (interpreter.InterpretableV2, error) {
 	if c, ok := i.(interpreter.InterpretableConstructor); ok && c.Type() == types.MapType {
 		return orderedMapLiteral{c}, nil
@@ -236,7 +252,7 @@ func (p *program) eval(vars *activation, limits Limits) (any, []byte, error) {
 	}
 	budget := limits.MaxValueBytes
 	v, err := jsonValue(out, &budget)
-	if err == errTooLarge || budget < 0 {
+	if errors.Is(err, errTooLarge) || budget < 0 {
 		return nil, nil, valueTooLarge(limits)
 	}
 	if err != nil {
@@ -254,4 +270,52 @@ func (p *program) eval(vars *activation, limits Limits) (any, []byte, error) {
 
 func valueTooLarge(limits Limits) error {
 	return fmt.Errorf("value exceeds %d bytes", limits.MaxValueBytes)
+}
+
+// scopeActivation is the activation of a Scope, with the per-node entries
+// of the nodes variable kept so that the decider can update statuses.
+type scopeActivation struct {
+	vars  *activation
+	nodes []map[string]any // by node index: {"status", "output"}
+}
+
+// newActivation binds the variables of expressions to s. nodes holds every
+// node of the plan, so that nodes.x.status works for pending nodes too.
+func (p *Plan) newActivation(s *Scope) *scopeActivation {
+	if s == nil {
+		s = &Scope{}
+	}
+	a := &scopeActivation{nodes: make([]map[string]any, len(p.def.Nodes))}
+	all := make(map[string]any, len(p.def.Nodes))
+	for i, n := range p.def.Nodes {
+		v := s.Nodes[n.ID]
+		status := v.Status
+		if status == "" {
+			status = NodePending
+		}
+		a.nodes[i] = map[string]any{"status": string(status), "output": v.Output}
+		all[n.ID] = a.nodes[i]
+	}
+	workflowID := s.WorkflowID
+	if workflowID == "" {
+		workflowID = p.def.ID
+	}
+	conv := celAdapter{}
+	a.vars = &activation{
+		input:     conv.NativeToValue(s.Input),
+		nodes:     conv.NativeToValue(all),
+		execution: conv.NativeToValue(map[string]any{"id": s.ExecutionID}),
+		workflow:  conv.NativeToValue(map[string]any{"id": workflowID}),
+	}
+	return a
+}
+
+func (a *scopeActivation) setStatus(n int, s NodeStatus) {
+	a.nodes[n]["status"] = string(s)
+}
+
+func (a *scopeActivation) setStatuses(status []NodeStatus) {
+	for n, s := range status {
+		a.setStatus(n, s)
+	}
 }

@@ -226,7 +226,7 @@ func (p *Plan) ResolveParams(nodeID string, s *Scope) (json.RawMessage, error) {
 	r := resolver{vars: p.newActivation(s).vars, limits: p.limits}
 	if err := r.write(prm); err != nil {
 		if r.failed != nil {
-			return nil, fmt.Errorf("%w: node %q: expression %q: %v", ErrExpression, nodeID, r.failed.src, err)
+			return nil, fmt.Errorf("%w: node %q: expression %v: %v", ErrExpression, nodeID, r.failed, err)
 		}
 		return nil, fmt.Errorf("%w: node %q params: %v", ErrExpression, nodeID, err)
 	}

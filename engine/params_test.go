@@ -91,6 +91,8 @@ func TestResolveParams(t *testing.T) {
 		{"int and double compare", `{"v": "{{ input.n > 20.5 && input.f < 2 && input.n == 21.0 }}"}`, `{"v":true}`},
 		{"string functions", `{"v": "{{ input.name.size() + (input.name.startsWith('A') ? 1 : 0) }}"}`, `{"v":4}`},
 		{"list macro", `{"v": "{{ nodes.prev.output.items.map(x, x + '!') }}"}`, `{"v":["x!","y!"]}`},
+		{"map equality and membership", `{"v": "{{ [input.obj == {'a': [1, 2], 'b': 1}, 'a' in input.obj, size(input.m), input.m.exists(k, k == 'c')] }}"}`, `{"v":[true,true,5,true]}`},
+		{"nodes map", `{"v": "{{ nodes.map(k, k) }}"}`, `{"v":["later","n","prev"]}`},
 		{"timestamps", `{"v": "{{ timestamp('2024-01-31T10:00:00Z') + duration('1h') }}"}`, `{"v":"2024-01-31T11:00:00Z"}`},
 	}
 	for _, tt := range tests {
@@ -113,12 +115,13 @@ func TestMapIterationIsOrdered(t *testing.T) {
 	p := paramsPlan(t, `{
 		"input": "{{ input.m.map(k, k) }}",
 		"nested": "{{ input.l[0].map(k, k) }}",
+		"in list": "{{ input.l.map(x, x.map(k, k)) }}",
 		"literal": "{{ {'z': 1, 'y': 2, 'x': 3, 'c': 4, 'b': 5, 'a': 6}.map(k, k) }}",
 		"mixed": "{{ {2: 1, true: 2, 1: 3, 'a': 4, false: 5, 3u: 6}.map(k, string(k)) }}",
 		"exists_one": "{{ input.m.filter(k, input.m[k] > 2) }}"
 	}`, Limits{})
 	s := testScope(t, `{"m": {"e": 1, "d": 2, "c": 3, "b": 4, "a": 5, "f": 6, "g": 7}, "l": [{"q": 1, "p": 2, "o": 3, "n": 4, "m": 5}]}`)
-	const want = `{"exists_one":["a","b","c","f","g"],"input":["a","b","c","d","e","f","g"],"literal":["a","b","c","x","y","z"],"mixed":["false","true","1","2","3","a"],"nested":["m","n","o","p","q"]}`
+	const want = `{"exists_one":["a","b","c","f","g"],"in list":[["m","n","o","p","q"]],"input":["a","b","c","d","e","f","g"],"literal":["a","b","c","x","y","z"],"mixed":["false","true","1","2","3","a"],"nested":["m","n","o","p","q"]}`
 	for range 20 {
 		got, err := p.ResolveParams("n", s)
 		if err != nil {

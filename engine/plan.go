@@ -61,6 +61,7 @@ type Plan struct {
 	def    *Definition
 	limits Limits
 	index  map[string]int // node id -> index in def.Nodes
+	edges  []edge         // by connection index
 	in     [][]int        // by node index: indexes of incoming connections
 	out    [][]int        // by node index: indexes of outgoing connections
 	order  []int          // node indexes in a topological order
@@ -69,6 +70,9 @@ type Plan struct {
 	params []*param   // by node index
 	output *program   // nil without Definition.Output
 }
+
+// An edge is a connection between node indexes.
+type edge struct{ from, to int }
 
 // Compile validates d and compiles its expressions. d must not be modified
 // afterwards. Errors wrap ErrInvalidWorkflow and name the problem.
@@ -126,6 +130,7 @@ func compile(d *Definition, opts Options) (*Plan, error) {
 		if from == to {
 			return nil, fmt.Errorf("connection %s -> %s: self-loop", c.From, c.To)
 		}
+		p.edges = append(p.edges, edge{from, to})
 		p.out[from] = append(p.out[from], i)
 		p.in[to] = append(p.in[to], i)
 	}
@@ -224,7 +229,7 @@ func (p *Plan) findCycle() []int {
 		state[n] = onPath
 		path = append(path, n)
 		for _, c := range p.out[n] {
-			next := p.index[p.def.Connections[c].To]
+			next := p.edges[c].to
 			switch state[next] {
 			case onPath:
 				start := slices.Index(path, next)
@@ -261,7 +266,7 @@ func (p *Plan) topoOrder() []int {
 	}
 	for i := 0; i < len(order); i++ {
 		for _, c := range p.out[order[i]] {
-			next := p.index[p.def.Connections[c].To]
+			next := p.edges[c].to
 			if pending[next]--; pending[next] == 0 {
 				order = append(order, next)
 			}

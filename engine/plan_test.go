@@ -169,3 +169,29 @@ func TestPlanAccessors(t *testing.T) {
 		t.Error("Node(nope) found a node")
 	}
 }
+
+func BenchmarkCompile(b *testing.B) {
+	d, err := ParseDefinition(readFile(b, "testdata/workflows/greet.json"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, err := Compile(d, Options{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// Messages quote long expressions shortened, since they end up in API
+// answers.
+func TestCompileErrorQuotesLongExpressionsShortened(t *testing.T) {
+	d := validDefinition()
+	d.Output = strings.Repeat("1 + ", 2000) + "x"
+	_, err := Compile(d, Options{})
+	if err == nil {
+		t.Fatal("Compile accepted an expression over the length limit")
+	}
+	if len(err.Error()) > 300 {
+		t.Errorf("error is %d bytes long: %q", len(err.Error()), err)
+	}
+}

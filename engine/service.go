@@ -191,12 +191,11 @@ func (s *Service) WaitExecution(ctx context.Context, tenant, id string, d time.D
 	}
 }
 
-// RunMaintenance runs the leader's housekeeping until ctx ends: at once it
-// takes back tasks that a previous incarnation of this node held (they
-// cannot be running any more), then it reclaims expired leases every
-// interval. On a node that does not lead the proposals are refused and
-// retried later, which is harmless.
-func (s *Service) RunMaintenance(ctx context.Context, holderPrefix, keepHolder string, interval time.Duration) {
+// RunMaintenance runs housekeeping until ctx ends. At once it takes back
+// the tasks that a previous incarnation of this node held (they cannot be
+// running any more: the process that ran them is gone). Then, while
+// leading, it reclaims expired leases every interval: the reaper.
+func (s *Service) RunMaintenance(ctx context.Context, leading func() bool, holderPrefix, keepHolder string, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	own := &ReclaimTasks{Max: 1000, HolderPrefix: holderPrefix, KeepHolder: keepHolder}
@@ -210,8 +209,10 @@ func (s *Service) RunMaintenance(ctx context.Context, holderPrefix, keepHolder s
 				}
 			}
 		}
-		if res, err := s.submit(ctx, &ReclaimTasks{Max: 1000}); err == nil && res.Reclaimed > 0 {
-			s.logger.Info("reclaimed expired leases", "tasks", res.Reclaimed)
+		if leading() {
+			if res, err := s.submit(ctx, &ReclaimTasks{Max: 1000}); err == nil && res.Reclaimed > 0 {
+				s.logger.Info("reclaimed expired leases", "tasks", res.Reclaimed)
+			}
 		}
 		select {
 		case <-ctx.Done():

@@ -63,7 +63,9 @@ func (s NodeStatus) Terminal() bool {
 func CanTransitionNode(from, to NodeStatus) bool {
 	switch from {
 	case NodePending:
-		return to == NodeRunning || to == NodeSkipped || to == NodeCancelled
+		// Failed straight from pending: its params could not be resolved,
+		// so no attempt could run.
+		return to == NodeRunning || to == NodeSkipped || to == NodeCancelled || to == NodeFailed
 	case NodeRunning:
 		return to == NodeRunning || to == NodeSucceeded || to == NodeFailed || to == NodeCancelled
 	}

@@ -246,3 +246,20 @@ func jsonValue(v ref.Val, budget *int) (any, error) {
 	*budget -= 2
 	return native.(*structpb.Value).AsInterface(), nil
 }
+
+// jsonTypeName names the JSON type of a scope value.
+func jsonTypeName(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case bool:
+		return "a bool"
+	case string:
+		return "a string"
+	case int64, float64:
+		return "a number"
+	case []any:
+		return "an array"
+	}
+	return "an object"
+}

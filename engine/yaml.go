@@ -1,7 +1,10 @@
 package engine
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"math"
 	"strconv"
 	"time"
@@ -15,11 +18,19 @@ import (
 // (the yaml.v2 under sigs.k8s.io/yaml.YAMLToJSON): in YAML 1.1 an unquoted
 // n, y, no, yes, on or off is a bool, so the key "n" of the contract's own
 // example would silently become "false". Timestamps are kept as the text
-// that was written.
+// that was written. A second document in the stream is refused, like
+// trailing data after a JSON document.
 func yamlToJSON(data []byte) (any, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
+	if err := dec.Decode(&doc); err == io.EOF {
+		return nil, errors.New("empty document")
+	} else if err != nil {
 		return nil, err
+	}
+	var next yaml.Node
+	if err := dec.Decode(&next); err != io.EOF {
+		return nil, errors.New("unexpected data after the first YAML document")
 	}
 	keepTimestampsAsText(&doc)
 	var v any

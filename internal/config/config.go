@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -88,16 +89,33 @@ type Config struct {
 		Auth       bool   `toml:"auth"`
 	} `toml:"api"`
 	Cluster struct {
-		NodeID          string   `toml:"node_id"`
-		DataDir         string   `toml:"data_dir"`
-		RaftAddr        string   `toml:"raft_addr"`
-		GossipAddr      string   `toml:"gossip_addr"`
-		Join            []string `toml:"join"`
-		BootstrapExpect int      `toml:"bootstrap_expect"`
+		NodeID            string   `toml:"node_id"`
+		DataDir           string   `toml:"data_dir"`
+		RaftAddr          string   `toml:"raft_addr"`
+		GossipAddr        string   `toml:"gossip_addr"`
+		AdvertiseRaftAddr string   `toml:"advertise_raft_addr"`
+		AdvertiseAPIAddr  string   `toml:"advertise_api_addr"`
+		Join              []string `toml:"join"`
+		BootstrapExpect   int      `toml:"bootstrap_expect"`
+		// DeadServerGrace is how long a coordinator may be dead before
+		// the leader removes it from the Raft configuration.
+		DeadServerGrace Duration `toml:"dead_server_grace"`
+		// HeartbeatTimeout sets Raft's heartbeat and election timeouts.
+		HeartbeatTimeout Duration `toml:"heartbeat_timeout"`
+		// SnapshotThreshold: entries after which a snapshot is taken and
+		// the log trimmed; SnapshotInterval: how often that is checked;
+		// TrailingLogs: entries kept after a snapshot for followers that
+		// lag a little.
+		SnapshotThreshold uint64   `toml:"snapshot_threshold"`
+		SnapshotInterval  Duration `toml:"snapshot_interval"`
+		TrailingLogs      uint64   `toml:"trailing_logs"`
 	} `toml:"cluster"`
 	Worker struct {
 		Enabled     bool `toml:"enabled"`
 		Concurrency int  `toml:"concurrency"`
+		// LeaseTTL is how long a claimed attempt may run without a
+		// result or heartbeat before it is reclaimed.
+		LeaseTTL Duration `toml:"lease_ttl"`
 	} `toml:"worker"`
 }
 
@@ -143,8 +161,14 @@ func defaults() *Config {
 	c.Cluster.RaftAddr = "0.0.0.0:8788"
 	c.Cluster.GossipAddr = "0.0.0.0:8789"
 	c.Cluster.BootstrapExpect = 1
+	c.Cluster.DeadServerGrace = Duration(60 * time.Second)
+	c.Cluster.HeartbeatTimeout = Duration(time.Second)
+	c.Cluster.SnapshotThreshold = 8192
+	c.Cluster.SnapshotInterval = Duration(30 * time.Second)
+	c.Cluster.TrailingLogs = 10240
 	c.Worker.Enabled = true
 	c.Worker.Concurrency = 16
+	c.Worker.LeaseTTL = Duration(30 * time.Second)
 	return c
 }
 
@@ -171,6 +195,32 @@ func LoadFile(name, defaultProfile string) (*Config, error) {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	return c, nil
+}
+
+// Resolve fills the paths derived from the data directory: the data
+// directory itself (the storage file's folder when unset), the SQLite
+// file and the blob root inside it.
+func (c *Config) Resolve() {
+	if c.Cluster.DataDir == "" {
+		c.Cluster.DataDir = "./nebula-data"
+		if c.Storage.Path != "" {
+			c.Cluster.DataDir = filepath.Dir(c.Storage.Path)
+		}
+	}
+	if c.Storage.Path == "" {
+		c.Storage.Path = filepath.Join(c.Cluster.DataDir, "nebula.sqlite")
+	}
+	if c.Blobs.Root == "" {
+		c.Blobs.Root = filepath.Join(c.Cluster.DataDir, "blobs")
+	}
+}
+
+// SetDataDir moves every path under dir.
+func (c *Config) SetDataDir(dir string) {
+	c.Cluster.DataDir = dir
+	c.Storage.Path = ""
+	c.Blobs.Root = ""
+	c.Resolve()
 }
 
 // Validate checks values that decoding cannot.
@@ -208,8 +258,30 @@ func (c *Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.API.Bind); err != nil {
 		return bad("api.bind", "%q is not host:port", c.API.Bind)
 	}
-	if c.Storage.Path == "" {
-		return bad("storage.path", "must be set")
+	if c.Cluster.BootstrapExpect < 1 || c.Cluster.BootstrapExpect > 9 {
+		return bad("cluster.bootstrap_expect", "must be from 1 to 9, got %d", c.Cluster.BootstrapExpect)
+	}
+	for _, a := range []struct{ key, addr string }{
+		{"cluster.raft_addr", c.Cluster.RaftAddr},
+		{"cluster.gossip_addr", c.Cluster.GossipAddr},
+	} {
+		if _, _, err := net.SplitHostPort(a.addr); err != nil {
+			return bad(a.key, "%q is not host:port", a.addr)
+		}
+	}
+	for _, j := range c.Cluster.Join {
+		if _, _, err := net.SplitHostPort(j); err != nil {
+			return bad("cluster.join", "%q is not host:port", j)
+		}
+	}
+	if c.Cluster.HeartbeatTimeout < Duration(10*time.Millisecond) {
+		return bad("cluster.heartbeat_timeout", "must be at least 10ms")
+	}
+	if c.Cluster.SnapshotThreshold < 16 {
+		return bad("cluster.snapshot_threshold", "must be at least 16, got %d", c.Cluster.SnapshotThreshold)
+	}
+	if c.Worker.LeaseTTL < Duration(time.Second) {
+		return bad("worker.lease_ttl", "must be at least 1s")
 	}
 	if !validNodeID(c.Cluster.NodeID) {
 		return bad("cluster.node_id", "%q must be 1-64 characters of a-z, A-Z, 0-9, '-', '_', '.'", c.Cluster.NodeID)
