@@ -30,7 +30,7 @@ func TestExecutionStatus(t *testing.T) {
 func TestNodeStatus(t *testing.T) {
 	all := []NodeStatus{NodePending, NodeRunning, NodeSucceeded, NodeFailed, NodeSkipped, NodeCancelled}
 	allowed := map[NodeStatus][]NodeStatus{
-		NodePending: {NodeRunning, NodeSkipped, NodeCancelled},
+		NodePending: {NodeRunning, NodeSkipped, NodeCancelled, NodeFailed},
 		NodeRunning: {NodeRunning, NodeSucceeded, NodeFailed, NodeCancelled},
 	}
 	for _, from := range all {
