@@ -11,6 +11,8 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -26,8 +28,65 @@ import (
 	"github.com/nebula-engine/nebula/storage/sqlite"
 )
 
+// nodeFlags are the flags of the commands that run a coordinator. Each is
+// also read from NEBULA_<NAME> when the flag is not given.
+type nodeFlags struct {
+	config, data, bind                 string
+	nodeID, raftAddr, gossipAddr, join string
+	bootstrapExpect                    int
+}
+
+func (f *nodeFlags) register(cmd *cobra.Command, cluster bool) {
+	fs := cmd.Flags()
+	fs.StringVar(&f.config, "config", "", "config file laid over the profile's preset (env NEBULA_CONFIG)")
+	fs.StringVar(&f.data, "data", "", "data directory (env NEBULA_DATA)")
+	fs.StringVar(&f.bind, "bind", "", "API address host:port (env NEBULA_BIND)")
+	if !cluster {
+		return
+	}
+	fs.StringVar(&f.nodeID, "node-id", "", "this node's id (env NEBULA_NODE_ID)")
+	fs.StringVar(&f.raftAddr, "raft-addr", "", "Raft address host:port (env NEBULA_RAFT_ADDR)")
+	fs.StringVar(&f.gossipAddr, "gossip-addr", "", "gossip address host:port (env NEBULA_GOSSIP_ADDR)")
+	fs.StringVar(&f.join, "join", "", "gossip addresses of other nodes, host:port[,…] (env NEBULA_JOIN)")
+	fs.IntVar(&f.bootstrapExpect, "bootstrap-expect", 0, "coordinators to wait for before forming the cluster (env NEBULA_BOOTSTRAP_EXPECT)")
+}
+
+// apply lays the flags (or their env variables) over cfg.
+func (f *nodeFlags) apply(cmd *cobra.Command, cfg *config.Config) error {
+	if v := flagOrEnv(cmd, "data", f.data); v != "" {
+		cfg.SetDataDir(v)
+	}
+	if v := flagOrEnv(cmd, "bind", f.bind); v != "" {
+		cfg.API.Bind = v
+	}
+	if v := flagOrEnv(cmd, "node-id", f.nodeID); v != "" {
+		cfg.Cluster.NodeID = v
+	}
+	if v := flagOrEnv(cmd, "raft-addr", f.raftAddr); v != "" {
+		cfg.Cluster.RaftAddr = v
+	}
+	if v := flagOrEnv(cmd, "gossip-addr", f.gossipAddr); v != "" {
+		cfg.Cluster.GossipAddr = v
+	}
+	if v := flagOrEnv(cmd, "join", f.join); v != "" {
+		cfg.Cluster.Join = strings.Split(v, ",")
+	}
+	if v := flagOrEnv(cmd, "bootstrap-expect", strconv.Itoa(f.bootstrapExpect)); v != "" && v != "0" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return usagef("--bootstrap-expect: %q is not a number", v)
+		}
+		cfg.Cluster.BootstrapExpect = n
+	}
+	cfg.Resolve()
+	if err := cfg.Validate(); err != nil {
+		return usageError{err}
+	}
+	return nil
+}
+
 func newDesktopCmd() *cobra.Command {
-	var dataDir, bind, configFile string
+	var f nodeFlags
 	cmd := &cobra.Command{
 		Use:   "desktop",
 		Short: "Run a single-node Nebula with everything embedded",
@@ -35,39 +94,66 @@ func newDesktopCmd() *cobra.Command {
 			"pool and the HTTP API (default http://127.0.0.1:8787), with auth off.",
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loadConfig(configFile, "desktop")
+			cfg, err := loadConfig(flagOrEnv(cmd, "config", f.config), "desktop")
 			if err != nil {
 				return err
 			}
-			if v := flagOrEnv(cmd, "data", dataDir); v != "" {
-				cfg.Cluster.DataDir = v
-				cfg.Storage.Path = filepath.Join(v, "nebula.sqlite")
-				cfg.Blobs.Root = filepath.Join(v, "blobs")
+			if err := f.apply(cmd, cfg); err != nil {
+				return err
 			}
-			if v := flagOrEnv(cmd, "bind", bind); v != "" {
-				cfg.API.Bind = v
-			}
-			if err := cfg.Validate(); err != nil {
-				return usageError{err}
-			}
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			return runNode(ctx, cfg, newLogger())
+			return serve(cfg, roleDesktop)
 		},
 	}
-	f := cmd.Flags()
-	f.StringVar(&dataDir, "data", "", "data directory (default ./nebula-data; env NEBULA_DATA)")
-	f.StringVar(&bind, "bind", "", "API address (default 127.0.0.1:8787; env NEBULA_BIND)")
-	f.StringVar(&configFile, "config", "", "config file laid over the desktop preset (env NEBULA_CONFIG)")
+	f.register(cmd, false)
 	return cmd
 }
 
-// loadConfig loads the file named by the flag or NEBULA_CONFIG, or the
-// profile's preset alone.
-func loadConfig(file, profile string) (*config.Config, error) {
-	if file == "" {
-		file = os.Getenv("NEBULA_CONFIG")
+func newServerCmd() *cobra.Command {
+	var f nodeFlags
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run a coordinator of a Nebula cluster (with a local worker unless worker.enabled = false)",
+		Args:  exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(flagOrEnv(cmd, "config", f.config), "selfhost")
+			if err != nil {
+				return err
+			}
+			if err := f.apply(cmd, cfg); err != nil {
+				return err
+			}
+			return serve(cfg, roleServer)
+		},
 	}
+	f.register(cmd, true)
+	return cmd
+}
+
+func newControlPlaneCmd() *cobra.Command {
+	var f nodeFlags
+	cmd := &cobra.Command{
+		Use:   "control-plane",
+		Short: "Run a coordinator that executes no actions (workers pull them over the API)",
+		Args:  exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(flagOrEnv(cmd, "config", f.config), "selfhost")
+			if err != nil {
+				return err
+			}
+			if err := f.apply(cmd, cfg); err != nil {
+				return err
+			}
+			cfg.Worker.Enabled = false
+			return serve(cfg, roleServer)
+		},
+	}
+	f.register(cmd, true)
+	return cmd
+}
+
+// loadConfig loads the named file laid over its profile's preset, or the
+// preset alone.
+func loadConfig(file, profile string) (*config.Config, error) {
 	var (
 		cfg *config.Config
 		err error
@@ -88,20 +174,7 @@ func flagOrEnv(cmd *cobra.Command, name, value string) string {
 	if cmd.Flags().Changed(name) {
 		return value
 	}
-	return os.Getenv("NEBULA_" + envName(name))
-}
-
-func envName(flag string) string {
-	b := []byte(flag)
-	for i, c := range b {
-		switch {
-		case c == '-':
-			b[i] = '_'
-		case c >= 'a' && c <= 'z':
-			b[i] = c - 'a' + 'A'
-		}
-	}
-	return string(b)
+	return os.Getenv("NEBULA_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_")))
 }
 
 func newLogger() *slog.Logger {
@@ -112,22 +185,31 @@ func newLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 }
 
-func pprofMux() *http.ServeMux {
-	m := http.NewServeMux()
-	m.HandleFunc("/debug/pprof/", pprof.Index)
-	m.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	m.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	return m
+// role says how a coordinator meets its peers.
+type role int
+
+const (
+	// roleDesktop: a group of one with no network between nodes.
+	roleDesktop role = iota
+	// roleServer: Raft over TCP, peers found by gossip.
+	roleServer
+)
+
+// serve runs a coordinator until SIGINT or SIGTERM.
+func serve(cfg *config.Config, r role) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return runNode(ctx, cfg, r, newLogger())
 }
 
 // runNode runs a coordinator with its local worker until ctx ends, then
-// shuts down in order: stop taking requests, let running attempts report,
-// stop the log, close the store.
-func runNode(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
+// shuts down in order: leave the cluster, stop taking requests, let
+// running attempts report, stop the log, close the store.
+func runNode(ctx context.Context, cfg *config.Config, r role, logger *slog.Logger) error {
 	start := time.Now()
 	nodeID := cfg.Cluster.NodeID
 	logger = logger.With("node", nodeID)
-	dataDir := filepath.Dir(cfg.Storage.Path)
+	dataDir := cfg.Cluster.DataDir
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}
@@ -152,23 +234,68 @@ func runNode(ctx context.Context, cfg *config.Config, logger *slog.Logger) error
 	if err != nil {
 		return err
 	}
-	node, err := cluster.Open(ctx, cluster.Config{
-		NodeID:    nodeID,
-		Dir:       filepath.Join(dataDir, "raft"),
-		Bootstrap: true,
-		FSM:       f,
-		Logger:    logger,
-	})
+
+	ccfg := cluster.Config{
+		NodeID:            nodeID,
+		Dir:               filepath.Join(dataDir, "raft"),
+		FSM:               f,
+		Logger:            logger,
+		SnapshotThreshold: cfg.Cluster.SnapshotThreshold,
+		SnapshotInterval:  time.Duration(cfg.Cluster.SnapshotInterval),
+		TrailingLogs:      cfg.Cluster.TrailingLogs,
+	}
+	var members *cluster.Membership
+	if r == roleDesktop {
+		ccfg.Bootstrap = true
+	} else {
+		apiAddr, err := advertise(cfg.Cluster.AdvertiseAPIAddr, ln.Addr().String())
+		if err != nil {
+			return usagef("cluster.advertise_api_addr: %v", err)
+		}
+		raftAddr, err := advertise(cfg.Cluster.AdvertiseRaftAddr, cfg.Cluster.RaftAddr)
+		if err != nil {
+			return usagef("cluster.advertise_raft_addr: %v", err)
+		}
+		ccfg.BindAddr = cfg.Cluster.RaftAddr
+		ccfg.AdvertiseAddr = raftAddr
+		ccfg.HeartbeatTimeout = time.Duration(cfg.Cluster.HeartbeatTimeout)
+		members, err = cluster.StartMembership(ctx, cluster.MembershipConfig{
+			Meta: cluster.MemberMeta{
+				ID: nodeID, Role: "coordinator", APIAddr: apiAddr, RaftAddr: raftAddr, Version: version,
+			},
+			BindAddr: cfg.Cluster.GossipAddr,
+			Join:     cfg.Cluster.Join,
+			Logger:   logger,
+		})
+		if err != nil {
+			return fmt.Errorf("gossip: %w", err)
+		}
+		defer members.Shutdown()
+		ccfg.LeaderAPI = func(id string) (string, bool) {
+			for _, m := range members.Members() {
+				if m.Meta.ID == id && m.Meta.APIAddr != "" {
+					return m.Meta.APIAddr, true
+				}
+			}
+			return "", false
+		}
+	}
+	node, err := cluster.Open(ctx, ccfg)
 	if err != nil {
 		return err
 	}
 	defer node.Close()
 
-	svc := engine.NewService(engine.ServiceConfig{Submitter: node, Store: store, Options: opts, Logger: logger, Hub: hub})
-	srv := &http.Server{
-		Handler:           api.New(api.Config{Service: svc, Ready: node.Ready, Logger: logger}),
-		ReadHeaderTimeout: 10 * time.Second,
-	}
+	svc := engine.NewService(engine.ServiceConfig{Submitter: node, Barrier: node, Store: store, Options: opts, Logger: logger, Hub: hub})
+	mux := http.NewServeMux()
+	mux.Handle("/internal/", node.Handler())
+	mux.Handle("/", api.New(api.Config{
+		Service: svc,
+		Ready:   node.Ready,
+		Logger:  logger,
+		Cluster: clusterView(node, members, nodeID, ln.Addr().String()),
+	}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	if addr := os.Getenv("NEBULA_PPROF_ADDR"); addr != "" {
@@ -181,31 +308,51 @@ func runNode(ctx context.Context, cfg *config.Config, logger *slog.Logger) error
 		}()
 	}
 
-	// Work runs under its own context so that shutdown can stop it after
-	// the API stopped taking requests.
+	// Background work runs under its own context so that shutdown can
+	// stop it after the API stopped taking requests.
 	workCtx, stopWork := context.WithCancel(context.Background())
 	defer stopWork()
 	var work sync.WaitGroup
+	goWork := func(fn func(context.Context)) {
+		work.Add(1)
+		go func() {
+			defer work.Done()
+			fn(workCtx)
+		}()
+	}
+	var rc cluster.ReconcileConfig
+	if members != nil {
+		rc = cluster.ReconcileConfig{
+			Raft:            node.Raft(),
+			Members:         members,
+			Self:            cluster.MemberMeta{ID: nodeID, Role: "coordinator", RaftAddr: ccfg.AdvertiseAddr},
+			BootstrapExpect: cfg.Cluster.BootstrapExpect,
+			DeadGrace:       time.Duration(cfg.Cluster.DeadServerGrace),
+			Logger:          logger,
+		}
+		goWork(func(ctx context.Context) {
+			if err := cluster.Bootstrap(ctx, rc); err != nil && ctx.Err() == nil {
+				logger.Error("bootstrap failed", "err", err)
+				return
+			}
+			cluster.Reconcile(ctx, rc)
+		})
+	}
 	holder := nodeID + "/" + ids.New()
-	work.Add(1)
-	go func() {
-		defer work.Done()
-		svc.RunMaintenance(workCtx, nodeID+"/", holder, 5*time.Second)
-	}()
+	goWork(func(ctx context.Context) {
+		svc.RunMaintenance(ctx, node.IsLeader, nodeID+"/", holder, 5*time.Second)
+	})
 	if cfg.Worker.Enabled {
 		w := engine.NewWorker(engine.WorkerConfig{
 			Submitter:   node,
 			Holder:      holder,
 			Concurrency: cfg.Worker.Concurrency,
+			LeaseTTL:    time.Duration(cfg.Worker.LeaseTTL),
 			Actions:     actions,
 			Wake:        hub.TasksReady(),
 			Logger:      logger,
 		})
-		work.Add(1)
-		go func() {
-			defer work.Done()
-			w.Run(workCtx)
-		}()
+		goWork(w.Run)
 	}
 
 	go func() {
@@ -222,6 +369,15 @@ func runNode(ctx context.Context, cfg *config.Config, logger *slog.Logger) error
 			return fmt.Errorf("api: %w", err)
 		}
 	}
+	if members != nil {
+		// Leave first, while the API still forwards: the leader removes
+		// this node from the configuration at once.
+		leaveCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := cluster.GracefulLeave(leaveCtx, rc); err != nil {
+			logger.Warn("leave", "err", err)
+		}
+		cancel()
+	}
 	shutCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(shutCtx); err != nil {
@@ -234,4 +390,86 @@ func runNode(ctx context.Context, cfg *config.Config, logger *slog.Logger) error
 	}
 	logger.Info("stopped")
 	return nil
+}
+
+// advertise returns the address peers should use: the configured one, or
+// the bound one when its host is specific, or this machine's private IP
+// with the bound port.
+func advertise(configured, bound string) (string, error) {
+	if configured != "" {
+		if _, _, err := net.SplitHostPort(configured); err != nil {
+			return "", err
+		}
+		return configured, nil
+	}
+	host, port, err := net.SplitHostPort(bound)
+	if err != nil {
+		return "", err
+	}
+	if ip := net.ParseIP(host); host != "" && (ip == nil || !ip.IsUnspecified()) {
+		return bound, nil
+	}
+	ip, err := privateIP()
+	if err != nil {
+		return "", fmt.Errorf("bound to %s and no address to advertise: %w", bound, err)
+	}
+	return net.JoinHostPort(ip, port), nil
+}
+
+// privateIP returns the first private IPv4 address of this machine.
+func privateIP() (string, error) {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return "", err
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && n.IP.IsPrivate() {
+			return n.IP.String(), nil
+		}
+	}
+	return "", errors.New("no private IPv4 address; set it explicitly")
+}
+
+// clusterView builds GET /v1/cluster from Raft's configuration and gossip.
+func clusterView(node *cluster.Node, members *cluster.Membership, self, selfAPI string) func(context.Context) (api.ClusterView, error) {
+	return func(ctx context.Context) (api.ClusterView, error) {
+		servers, err := node.Servers()
+		if err != nil {
+			return api.ClusterView{}, err
+		}
+		leader := node.Leader()
+		v := api.ClusterView{Leader: leader, Members: []api.ClusterMember{}}
+		gossip := map[string]cluster.Member{}
+		if members != nil {
+			for _, m := range members.Members() {
+				gossip[m.Meta.ID] = m
+			}
+		}
+		seen := map[string]bool{}
+		for _, s := range servers {
+			m := api.ClusterMember{ID: s.ID, RaftAddr: s.Address, Voter: s.Voter, Leader: s.ID == leader, Status: "alive"}
+			if g, ok := gossip[s.ID]; ok {
+				m.APIAddr, m.Status = g.Meta.APIAddr, string(g.Status)
+			} else if s.ID == self {
+				m.APIAddr = selfAPI
+			}
+			seen[s.ID] = true
+			v.Members = append(v.Members, m)
+		}
+		// Coordinators gossip knows of that are not (yet) in Raft.
+		for id, g := range gossip {
+			if !seen[id] && g.Meta.Role == "coordinator" {
+				v.Members = append(v.Members, api.ClusterMember{ID: id, APIAddr: g.Meta.APIAddr, RaftAddr: g.Meta.RaftAddr, Status: string(g.Status)})
+			}
+		}
+		return v, nil
+	}
+}
+
+func pprofMux() *http.ServeMux {
+	m := http.NewServeMux()
+	m.HandleFunc("/debug/pprof/", pprof.Index)
+	m.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	m.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return m
 }

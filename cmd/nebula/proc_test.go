@@ -41,11 +41,12 @@ func TestMain(m *testing.M) {
 
 // proc is a running nebula process.
 type proc struct {
-	t    *testing.T
-	cmd  *exec.Cmd
-	url  string
-	logs *syncBuffer
-	done chan struct{}
+	t     *testing.T
+	cmd   *exec.Cmd
+	url   string
+	logs  *syncBuffer
+	done  chan struct{}
+	ready chan string
 }
 
 type syncBuffer struct {
@@ -67,21 +68,19 @@ func (b *syncBuffer) String() string {
 
 var readyLine = regexp.MustCompile(`msg=ready .*api=(http://[0-9.:]+)`)
 
-// startDesktop runs `nebula desktop` on a free loopback port over dataDir
-// and waits until it logs that it is ready.
-func startDesktop(t *testing.T, dataDir string, extra ...string) *proc {
+// startProc runs nebula with args and returns at once; the process is
+// killed when the test ends.
+func startProc(t *testing.T, args ...string) *proc {
 	t.Helper()
-	args := append([]string{"desktop", "--data", dataDir, "--bind", "127.0.0.1:0"}, extra...)
 	cmd := exec.Command(binPath, args...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &proc{t: t, cmd: cmd, logs: &syncBuffer{}, done: make(chan struct{})}
+	p := &proc{t: t, cmd: cmd, logs: &syncBuffer{}, done: make(chan struct{}), ready: make(chan string, 1)}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	urlCh := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
@@ -90,7 +89,7 @@ func startDesktop(t *testing.T, dataDir string, extra ...string) *proc {
 			p.logs.Write([]byte(line + "\n"))
 			if m := readyLine.FindStringSubmatch(line); m != nil {
 				select {
-				case urlCh <- m[1]:
+				case p.ready <- m[1]:
 				default:
 				}
 			}
@@ -101,15 +100,54 @@ func startDesktop(t *testing.T, dataDir string, extra ...string) *proc {
 		cmd.Wait()
 		close(p.done)
 	}()
-	t.Cleanup(func() { p.kill() })
-	select {
-	case p.url = <-urlCh:
-	case <-p.done:
-		t.Fatalf("nebula exited before ready:\n%s", p.logs)
-	case <-time.After(20 * time.Second):
-		t.Fatalf("nebula not ready after 20s:\n%s", p.logs)
-	}
+	t.Cleanup(func() {
+		p.kill()
+		if t.Failed() {
+			t.Logf("logs of nebula %v:\n%s", args[:1], tail(p.logs.String(), 60))
+		}
+	})
 	return p
+}
+
+// waitReady waits until the process logs that it is ready and returns the
+// API URL it logged.
+func (p *proc) waitReady(timeout time.Duration) string {
+	p.t.Helper()
+	select {
+	case url := <-p.ready:
+		return url
+	case <-p.done:
+		p.t.Fatalf("nebula exited before ready:\n%s", p.logs)
+	case <-time.After(timeout):
+		p.t.Fatalf("nebula not ready after %s:\n%s", timeout, tail(p.logs.String(), 60))
+	}
+	return ""
+}
+
+// startDesktop runs `nebula desktop` on a free loopback port over dataDir
+// and waits until it is ready.
+func startDesktop(t *testing.T, dataDir string, extra ...string) *proc {
+	t.Helper()
+	p := startProc(t, append([]string{"desktop", "--data", dataDir, "--bind", "127.0.0.1:0"}, extra...)...)
+	p.url = p.waitReady(20 * time.Second)
+	return p
+}
+
+func (p *proc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+func tail(s string, lines int) string {
+	parts := strings.Split(s, "\n")
+	if len(parts) > lines {
+		parts = parts[len(parts)-lines:]
+	}
+	return strings.Join(parts, "\n")
 }
 
 // kill stops the process with SIGKILL, as a crash would.
@@ -132,29 +170,46 @@ func (p *proc) stop() {
 }
 
 // call sends a request and decodes the JSON answer into out (if not nil),
-// returning the status code.
+// returning the status code. A transport error fails the test.
 func (p *proc) call(method, path, body string, out any) int {
 	p.t.Helper()
-	req, err := http.NewRequest(method, p.url+path, strings.NewReader(body))
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
+	status, err := p.do(method, path, body, out)
 	if err != nil {
 		p.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	return status
+}
+
+// tryCall is call for a node that may be down: a transport error is
+// status 0.
+func (p *proc) tryCall(method, path, body string, out any) int {
+	status, _ := p.do(method, path, body, out)
+	return status
+}
+
+func (p *proc) do(method, path, body string, out any) (int, error) {
+	req, err := http.NewRequest(method, p.url+path, strings.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		return 0, err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		p.t.Fatal(err)
+		return 0, err
 	}
 	if out != nil && len(b) > 0 {
 		if err := json.Unmarshal(b, out); err != nil {
-			p.t.Fatalf("%s %s: decoding %q: %v", method, path, b, err)
+			return resp.StatusCode, fmt.Errorf("decoding %q: %w", b, err)
 		}
 	}
-	return resp.StatusCode
+	return resp.StatusCode, nil
 }
+
+var httpClient = &http.Client{Timeout: 60 * time.Second}
 
 // mustCall is call that fails the test on an unexpected status.
 func (p *proc) mustCall(method, path, body string, want int, out any) {

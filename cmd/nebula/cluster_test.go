@@ -1,0 +1,338 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// testCluster is three `nebula server` processes on 127.0.0.1-3.
+type testCluster struct {
+	t     *testing.T
+	nodes []*serverNode
+}
+
+type serverNode struct {
+	id, ip            string
+	api, raft, gossip string
+	dir, config       string
+	join              []string
+	p                 *proc
+}
+
+// clusterConfig tightens timings so that tests run in seconds.
+const clusterConfig = `
+[cluster]
+heartbeat_timeout = "500ms"
+dead_server_grace = "60s"
+snapshot_threshold = 256
+snapshot_interval = "1s"
+trailing_logs = 64
+[worker]
+lease_ttl = "3s"
+`
+
+// freePort returns a port free on ip now.
+func freePort(t *testing.T, ip string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", ip+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	// The gossip port is used for UDP too.
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	return port
+}
+
+func newTestCluster(t *testing.T, n int) *testCluster {
+	t.Helper()
+	c := &testCluster{t: t}
+	for i := range n {
+		ip := fmt.Sprintf("127.0.0.%d", i+1)
+		s := &serverNode{
+			id:     fmt.Sprintf("n%d", i+1),
+			ip:     ip,
+			api:    net.JoinHostPort(ip, freePort(t, ip)),
+			raft:   net.JoinHostPort(ip, freePort(t, ip)),
+			gossip: net.JoinHostPort(ip, freePort(t, ip)),
+			dir:    t.TempDir(),
+		}
+		s.config = filepath.Join(s.dir, "nebula.toml")
+		if err := os.WriteFile(s.config, []byte(clusterConfig), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		c.nodes = append(c.nodes, s)
+	}
+	for _, s := range c.nodes {
+		for _, o := range c.nodes {
+			if o != s {
+				s.join = append(s.join, o.gossip)
+			}
+		}
+	}
+	return c
+}
+
+// start starts node i and returns without waiting for it to be ready.
+func (c *testCluster) start(i int) {
+	s := c.nodes[i]
+	s.p = startProc(c.t, "server",
+		"--config", s.config,
+		"--node-id", s.id,
+		"--data", filepath.Join(s.dir, "data"),
+		"--bind", s.api,
+		"--raft-addr", s.raft,
+		"--gossip-addr", s.gossip,
+		"--join", strings.Join(s.join, ","),
+		"--bootstrap-expect", fmt.Sprint(len(c.nodes)),
+	)
+	s.p.url = "http://" + s.api
+}
+
+// startAll starts every node at the same moment and waits until all are
+// ready.
+func (c *testCluster) startAll() {
+	for i := range c.nodes {
+		c.start(i)
+	}
+	for _, s := range c.nodes {
+		s.p.waitReady(60 * time.Second)
+	}
+}
+
+// clusterInfo is GET /v1/cluster.
+type clusterInfo struct {
+	Leader  string `json:"leader"`
+	Members []struct {
+		ID     string `json:"id"`
+		Status string `json:"status"`
+		Voter  bool   `json:"voter"`
+		Leader bool   `json:"leader"`
+	} `json:"members"`
+}
+
+func (c *testCluster) info(s *serverNode) (clusterInfo, bool) {
+	var ci clusterInfo
+	ok := s.p.tryCall("GET", "/v1/cluster", "", &ci) == 200
+	return ci, ok
+}
+
+// waitAgreement waits until every running node reports the same leader
+// and want voters, and returns the leader's index.
+func (c *testCluster) waitAgreement(want int, timeout time.Duration) int {
+	c.t.Helper()
+	deadline := time.Now().Add(timeout)
+	var last string
+	for time.Now().Before(deadline) {
+		leader, agreed := "", true
+		for _, s := range c.nodes {
+			if s.p == nil || s.p.exited() {
+				continue
+			}
+			ci, ok := c.info(s)
+			voters := 0
+			for _, m := range ci.Members {
+				if m.Voter {
+					voters++
+				}
+			}
+			last = fmt.Sprintf("%s: %+v", s.id, ci)
+			if !ok || ci.Leader == "" || voters != want || (leader != "" && ci.Leader != leader) {
+				agreed = false
+				break
+			}
+			leader = ci.Leader
+		}
+		if agreed && leader != "" {
+			for i, s := range c.nodes {
+				if s.id == leader {
+					return i
+				}
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	c.t.Fatalf("no agreement on a leader with %d voters after %s; last: %s", want, timeout, last)
+	return -1
+}
+
+const chainWorkflowN = `{"id":"chain","nodes":[
+  {"id":"a","action":"builtin.set","params":{"value":"{{ input.n + 1 }}"}},
+  {"id":"b","action":"builtin.set","params":{"value":"{{ nodes.a.output + 1 }}"}},
+  {"id":"c","action":"builtin.set","params":{"value":"{{ nodes.b.output + 1 }}"}},
+  {"id":"d","action":"builtin.log","params":{"message":"n={{ nodes.c.output }}"}},
+  {"id":"e","action":"builtin.set","params":{"value":"{{ nodes.c.output + 1 }}"}}],
+ "connections":[{"from":"a","to":"b"},{"from":"b","to":"c"},{"from":"c","to":"d"},{"from":"d","to":"e"}]}`
+
+func TestClusterFormsAndForwards(t *testing.T) {
+	c := newTestCluster(t, 3)
+	c.startAll()
+	c.waitAgreement(3, 20*time.Second)
+
+	// A workflow created via node 2 runs when started via node 3 and is
+	// readable from node 1.
+	c.nodes[1].p.mustCall("PUT", "/v1/workflows/chain", chainWorkflowN, 200, nil)
+	var e execution
+	c.nodes[2].p.mustCall("POST", "/v1/workflows/chain/executions?wait=20s", `{"input":{"n":1}}`, 200, &e)
+	if e.Status != "succeeded" || string(e.Output) != "5" {
+		t.Fatalf("execution via node 3: %s output %s (error %v)", e.Status, e.Output, e.Error)
+	}
+	var got execution
+	c.nodes[0].p.mustCall("GET", "/v1/executions/"+e.ID+"?consistent=true", "", 200, &got)
+	if got.Status != "succeeded" {
+		t.Fatalf("read from node 1 with consistent=true: %s", got.Status)
+	}
+	var wf map[string]any
+	c.nodes[0].p.mustCall("GET", "/v1/workflows/chain?consistent=true", "", 200, &wf)
+}
+
+// TestClusterSurvivesLeaderKill kills the leader with executions in flight
+// and checks that none acknowledged is lost or recorded twice, and that
+// the killed node comes back with the same data.
+func TestClusterSurvivesLeaderKill(t *testing.T) {
+	c := newTestCluster(t, 3)
+	c.startAll()
+	li := c.waitAgreement(3, 20*time.Second)
+	c.nodes[(li+1)%3].p.mustCall("PUT", "/v1/workflows/chain", chainWorkflowN, 200, nil)
+
+	// 200 executions started through every node; the leader dies while
+	// they run.
+	const total = 200
+	var mu sync.Mutex
+	acked := map[string]bool{}
+	var wg sync.WaitGroup
+	for i := range total {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s := c.nodes[i%3]
+			var e execution
+			body := fmt.Sprintf(`{"input":{"n":%d},"idempotency_key":"k%d"}`, i, i)
+			if s.p.tryCall("POST", "/v1/workflows/chain/executions", body, &e) == 201 {
+				mu.Lock()
+				acked[e.ID] = true
+				mu.Unlock()
+			}
+		}()
+		if i == total/2 {
+			// Kill the leader half-way through the starts.
+			c.nodes[li].p.kill()
+		}
+	}
+	wg.Wait()
+	killed := time.Now()
+	survivor := c.nodes[(li+1)%3]
+	nl := c.waitAgreement(3, 20*time.Second)
+	if nl == li {
+		t.Fatalf("killed node %s still reported as leader", c.nodes[li].id)
+	}
+	t.Logf("new leader %s agreed %s after the starts ended; %d of %d starts acknowledged", c.nodes[nl].id, time.Since(killed).Round(time.Millisecond), len(acked), total)
+	if len(acked) < total/2 {
+		t.Fatalf("only %d of %d starts acknowledged", len(acked), total)
+	}
+
+	for id := range acked {
+		var e execution
+		survivor.p.mustCall("GET", "/v1/executions/"+id+"?wait=30s", "", 200, &e)
+		if e.Status != "succeeded" {
+			t.Fatalf("acknowledged execution %s ended %q (error %v)", id, e.Status, e.Error)
+		}
+		assertAttemptsOnce(t, survivor.p, id)
+	}
+
+	// The killed node restarts and serves the same data.
+	c.start(li)
+	c.nodes[li].p.waitReady(60 * time.Second)
+	want := executionIDs(t, survivor.p)
+	for _, s := range c.nodes {
+		got := executionIDs(t, s.p)
+		if !slices.Equal(got, want) {
+			t.Fatalf("node %s lists %d executions, node %s %d", s.id, len(got), survivor.id, len(want))
+		}
+	}
+	for id := range acked {
+		if !slices.Contains(want, id) {
+			t.Fatalf("acknowledged execution %s is missing from the list", id)
+		}
+	}
+}
+
+// assertAttemptsOnce checks that no attempt's result is journaled twice.
+func assertAttemptsOnce(t *testing.T, p *proc, id string) {
+	t.Helper()
+	var j struct{ Items []journalEntry }
+	p.mustCall("GET", "/v1/executions/"+id+"/journal", "", 200, &j)
+	finished := map[string]int{}
+	for _, it := range j.Items {
+		if it.Type == "node_attempt_finished" {
+			finished[it.IdempotencyKey]++
+			if finished[it.IdempotencyKey] > 1 {
+				t.Fatalf("execution %s: attempt %s recorded twice", id, it.IdempotencyKey)
+			}
+		}
+	}
+}
+
+// executionIDs lists every execution a node holds, after a read barrier.
+func executionIDs(t *testing.T, p *proc) []string {
+	t.Helper()
+	var ids []string
+	cursor := ""
+	for {
+		var page struct {
+			Items      []execution `json:"items"`
+			NextCursor string      `json:"next_cursor"`
+		}
+		p.mustCall("GET", "/v1/executions?limit=1000&consistent=true&cursor="+cursor, "", 200, &page)
+		for _, e := range page.Items {
+			ids = append(ids, e.ID)
+		}
+		if page.NextCursor == "" {
+			break
+		}
+		cursor = page.NextCursor
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+// TestClusterCatchUpBySnapshot stops a follower, writes far more entries
+// than the log keeps, and checks that the follower catches up.
+func TestClusterCatchUpBySnapshot(t *testing.T) {
+	c := newTestCluster(t, 3)
+	c.startAll()
+	li := c.waitAgreement(3, 20*time.Second)
+	fi := (li + 1) % 3
+	c.nodes[fi].p.kill()
+	leader := c.nodes[li].p
+	// Each workflow save is an entry; the log keeps 64 after a snapshot.
+	for i := range 1500 {
+		def := fmt.Sprintf(`{"nodes":[{"id":"a","action":"builtin.noop"}],"name":"v%d"}`, i)
+		leader.mustCall("PUT", fmt.Sprintf("/v1/workflows/w%d", i%50), def, 200, nil)
+	}
+	c.start(fi)
+	c.nodes[fi].p.waitReady(60 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var wf map[string]any
+		status := c.nodes[fi].p.tryCall("GET", "/v1/workflows/w49", "", &wf)
+		if status == 200 && wf["version"] == float64(30) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("follower did not catch up: %d %v", status, wf["version"])
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !strings.Contains(c.nodes[fi].p.logs.String(), "snapshot") {
+		t.Errorf("follower logs mention no snapshot install:\n%s", c.nodes[fi].p.logs)
+	}
+}
