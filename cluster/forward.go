@@ -83,6 +83,11 @@ func (n *Node) forward(ctx context.Context, addr string, cmd engine.Command) (en
 	if err := n.internalCall(ctx, addr, internalSubmitPath, body, &wr); err != nil {
 		return engine.Result{}, err
 	}
+	// Read your writes: answer once this node has applied the entry, so
+	// that the caller's next local read sees what the command wrote.
+	if err := n.waitApplied(ctx, wr.Index); err != nil {
+		return engine.Result{}, err
+	}
 	return wr.result(), nil
 }
 
@@ -243,6 +248,7 @@ func (n *Node) waitApplied(ctx context.Context, index uint64) error {
 // wireResult is engine.Result as it crosses between nodes.
 type wireResult struct {
 	Err         *wireError      `json:"err,omitempty"`
+	Index       uint64          `json:"index"`
 	Version     int             `json:"version,omitempty"`
 	ExecutionID string          `json:"execution_id,omitempty"`
 	Created     bool            `json:"created,omitempty"`
@@ -270,7 +276,7 @@ var errorKinds = []struct {
 }
 
 func newWireResult(r engine.Result) *wireResult {
-	w := &wireResult{Version: r.Version, ExecutionID: r.ExecutionID, Created: r.Created, Tasks: r.Tasks, Accepted: r.Accepted, Reclaimed: r.Reclaimed}
+	w := &wireResult{Index: r.Index, Version: r.Version, ExecutionID: r.ExecutionID, Created: r.Created, Tasks: r.Tasks, Accepted: r.Accepted, Reclaimed: r.Reclaimed}
 	if r.Err != nil {
 		w.Err = &wireError{Kind: "error", Msg: r.Err.Error()}
 		for _, k := range errorKinds {
@@ -284,7 +290,7 @@ func newWireResult(r engine.Result) *wireResult {
 }
 
 func (w *wireResult) result() engine.Result {
-	r := engine.Result{Version: w.Version, ExecutionID: w.ExecutionID, Created: w.Created, Tasks: w.Tasks, Accepted: w.Accepted, Reclaimed: w.Reclaimed}
+	r := engine.Result{Index: w.Index, Version: w.Version, ExecutionID: w.ExecutionID, Created: w.Created, Tasks: w.Tasks, Accepted: w.Accepted, Reclaimed: w.Reclaimed}
 	if w.Err != nil {
 		r.Err = &remoteError{msg: w.Err.Msg}
 		for _, k := range errorKinds {

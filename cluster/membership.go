@@ -126,7 +126,6 @@ func StartMembership(ctx context.Context, cfg MembershipConfig) (*Membership, er
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	logger = logger.With("node", cfg.Meta.ID)
 
 	var mc *memberlist.Config
 	m := &Membership{

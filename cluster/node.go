@@ -90,6 +90,7 @@ type Node struct {
 	proposals chan *proposal
 	inflight  chan struct{}
 	client    *http.Client
+	transport *raft.NetworkTransport // nil for a group of one
 
 	ready     atomic.Bool // leader with its FSM caught up
 	stop      chan struct{}
@@ -116,7 +117,6 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	logger = logger.With("node", cfg.NodeID)
 	single := cfg.BindAddr == ""
 	if cfg.HeartbeatTimeout == 0 {
 		cfg.HeartbeatTimeout = time.Second
@@ -162,14 +162,22 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster: open raft log: %w", err)
 	}
+	var tcp *raft.NetworkTransport
+	started := false
+	defer func() {
+		if !started {
+			if tcp != nil {
+				tcp.Close()
+			}
+			bolt.Close()
+		}
+	}()
 	logs, err := raft.NewLogCache(1024, bolt)
 	if err != nil {
-		bolt.Close()
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, 2, hl)
 	if err != nil {
-		bolt.Close()
 		return nil, fmt.Errorf("cluster: open snapshots: %w", err)
 	}
 	// The state store survives restarts with every entry it applied, so a
@@ -178,7 +186,6 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	// old raft dir) must be restored from that snapshot first.
 	restore, err := needsRestore(snaps, cfg.FSM.AppliedIndex())
 	if err != nil {
-		bolt.Close()
 		return nil, err
 	}
 	rc.NoSnapshotRestoreOnStart = !restore
@@ -192,29 +199,26 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		if cfg.AdvertiseAddr != "" {
 			a, err := net.ResolveTCPAddr("tcp", cfg.AdvertiseAddr)
 			if err != nil {
-				bolt.Close()
 				return nil, fmt.Errorf("cluster: advertise address %q: %w", cfg.AdvertiseAddr, err)
 			}
 			adv = a
 		}
 		tt, err := raft.NewTCPTransportWithLogger(cfg.BindAddr, adv, 3, 10*time.Second, hl)
 		if err != nil {
-			bolt.Close()
 			return nil, fmt.Errorf("cluster: raft transport on %s: %w", cfg.BindAddr, err)
 		}
 		addr, trans = tt.LocalAddr(), tt
+		tcp = tt
 	}
 
 	if cfg.Bootstrap {
 		has, err := raft.HasExistingState(logs, bolt, snaps)
 		if err != nil {
-			bolt.Close()
 			return nil, fmt.Errorf("cluster: %w", err)
 		}
 		if !has {
 			conf := raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: addr}}}
 			if err := raft.BootstrapCluster(rc, logs, bolt, snaps, trans, conf); err != nil {
-				bolt.Close()
 				return nil, fmt.Errorf("cluster: bootstrap: %w", err)
 			}
 		}
@@ -228,15 +232,16 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		proposals: make(chan *proposal, 4*cfg.MaxBatch),
 		// Two entries in flight: one being written while the previous
 		// one applies. More would shrink batches without adding speed.
-		inflight: make(chan struct{}, 2),
-		stop:     make(chan struct{}),
-		client:   &http.Client{Timeout: cfg.ApplyTimeout + 5*time.Second},
+		inflight:  make(chan struct{}, 2),
+		stop:      make(chan struct{}),
+		client:    &http.Client{Timeout: cfg.ApplyTimeout + 5*time.Second},
+		transport: tcp,
 	}
 	r, err := raft.NewRaft(rc, &raftFSM{f: cfg.FSM, logger: logger}, logs, bolt, snaps, trans)
 	if err != nil {
-		bolt.Close()
 		return nil, fmt.Errorf("cluster: start raft: %w", err)
 	}
+	started = true
 	n.raft = r
 	n.wg.Add(2)
 	go n.batchLoop()
@@ -306,6 +311,9 @@ func (n *Node) propose(batch []*proposal) {
 			return
 		}
 		res, _ := fut.Response().([]engine.Result)
+		for i := range res {
+			res[i].Index = fut.Index()
+		}
 		n.answer(batch, res, nil)
 	}()
 }
@@ -440,6 +448,12 @@ func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		close(n.stop)
 		err = n.raft.Shutdown().Error()
+		if n.transport != nil {
+			// Raft does not close its transport; its listener would
+			// outlive the node.
+			n.transport.CloseStreams()
+			n.transport.Close()
+		}
 		n.wg.Wait()
 		for {
 			select {

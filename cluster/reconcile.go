@@ -52,7 +52,6 @@ func (c ReconcileConfig) withDefaults() ReconcileConfig {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	c.Logger = c.Logger.With("node", c.Self.ID)
 	return c
 }
 

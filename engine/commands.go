@@ -87,6 +87,9 @@ func (ReclaimTasks) commandName() string   { return "reclaim_tasks" }
 // back to the proposer and is never a reason to stop applying the log.
 type Result struct {
 	Err error
+	// Index is the log index of the entry that carried the command: a
+	// node that has applied it can read what the command wrote.
+	Index uint64
 
 	Version     int             // PutWorkflow
 	ExecutionID string          // StartExecution

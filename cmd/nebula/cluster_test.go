@@ -153,7 +153,8 @@ func (c *testCluster) waitAgreement(want int, timeout time.Duration) int {
 		}
 		if agreed && leader != "" {
 			for i, s := range c.nodes {
-				if s.id == leader {
+				// A leader that is not running is a stale belief.
+				if s.id == leader && s.p != nil && !s.p.exited() {
 					return i
 				}
 			}
@@ -194,52 +195,51 @@ func TestClusterFormsAndForwards(t *testing.T) {
 	c.nodes[0].p.mustCall("GET", "/v1/workflows/chain?consistent=true", "", 200, &wf)
 }
 
-// TestClusterSurvivesLeaderKill kills the leader with executions in flight
-// and checks that none acknowledged is lost or recorded twice, and that
-// the killed node comes back with the same data.
+// TestClusterSurvivesLeaderKill kills the leader while acknowledged
+// executions run and checks that none is lost or has an attempt recorded
+// twice, and that the killed node comes back with the same data.
 func TestClusterSurvivesLeaderKill(t *testing.T) {
 	c := newTestCluster(t, 3)
 	c.startAll()
 	li := c.waitAgreement(3, 20*time.Second)
 	c.nodes[(li+1)%3].p.mustCall("PUT", "/v1/workflows/chain", chainWorkflowN, 200, nil)
 
-	// 200 executions started through every node; the leader dies while
-	// they run.
+	// 200 executions started through every node, all acknowledged; the
+	// leader dies at once, while they run.
 	const total = 200
-	var mu sync.Mutex
-	acked := map[string]bool{}
+	ids := make([]string, total)
 	var wg sync.WaitGroup
 	for i := range total {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s := c.nodes[i%3]
 			var e execution
 			body := fmt.Sprintf(`{"input":{"n":%d},"idempotency_key":"k%d"}`, i, i)
-			if s.p.tryCall("POST", "/v1/workflows/chain/executions", body, &e) == 201 {
-				mu.Lock()
-				acked[e.ID] = true
-				mu.Unlock()
-			}
+			c.nodes[i%3].p.mustCall("POST", "/v1/workflows/chain/executions", body, 201, &e)
+			ids[i] = e.ID
 		}()
-		if i == total/2 {
-			// Kill the leader half-way through the starts.
-			c.nodes[li].p.kill()
-		}
 	}
 	wg.Wait()
+	running := 0
+	for _, id := range ids {
+		var e execution
+		c.nodes[li].p.mustCall("GET", "/v1/executions/"+id, "", 200, &e)
+		if e.Status == "running" {
+			running++
+		}
+	}
+	c.nodes[li].p.kill()
 	killed := time.Now()
-	survivor := c.nodes[(li+1)%3]
+	t.Logf("leader %s killed with %d of %d executions still running", c.nodes[li].id, running, total)
+
 	nl := c.waitAgreement(3, 20*time.Second)
 	if nl == li {
 		t.Fatalf("killed node %s still reported as leader", c.nodes[li].id)
 	}
-	t.Logf("new leader %s agreed %s after the starts ended; %d of %d starts acknowledged", c.nodes[nl].id, time.Since(killed).Round(time.Millisecond), len(acked), total)
-	if len(acked) < total/2 {
-		t.Fatalf("only %d of %d starts acknowledged", len(acked), total)
-	}
+	t.Logf("new leader %s agreed by the survivors %s after the kill", c.nodes[nl].id, time.Since(killed).Round(time.Millisecond))
 
-	for id := range acked {
+	survivor := c.nodes[nl]
+	for _, id := range ids {
 		var e execution
 		survivor.p.mustCall("GET", "/v1/executions/"+id+"?wait=30s", "", 200, &e)
 		if e.Status != "succeeded" {
@@ -258,11 +258,39 @@ func TestClusterSurvivesLeaderKill(t *testing.T) {
 			t.Fatalf("node %s lists %d executions, node %s %d", s.id, len(got), survivor.id, len(want))
 		}
 	}
-	for id := range acked {
+	for _, id := range ids {
 		if !slices.Contains(want, id) {
 			t.Fatalf("acknowledged execution %s is missing from the list", id)
 		}
 	}
+}
+
+// TestClusterFailoverTime kills the leader five times and reports the
+// median time until the survivors agree on a new one. It takes a while:
+// run it with NEBULA_SLOW=1.
+func TestClusterFailoverTime(t *testing.T) {
+	if os.Getenv("NEBULA_SLOW") == "" {
+		t.Skip("set NEBULA_SLOW=1 to measure failover times")
+	}
+	c := newTestCluster(t, 3)
+	c.startAll()
+	var times []time.Duration
+	for try := range 5 {
+		li := c.waitAgreement(3, 30*time.Second)
+		c.nodes[li].p.kill()
+		killed := time.Now()
+		nl := c.waitAgreement(3, 30*time.Second)
+		if nl == li {
+			t.Fatalf("try %d: killed node still leader", try)
+		}
+		d := time.Since(killed)
+		times = append(times, d)
+		t.Logf("try %d: leader %s killed, %s leads after %s", try+1, c.nodes[li].id, c.nodes[nl].id, d.Round(time.Millisecond))
+		c.start(li)
+		c.nodes[li].p.waitReady(60 * time.Second)
+	}
+	slices.Sort(times)
+	t.Logf("failover times %v; median %s", times, times[len(times)/2].Round(time.Millisecond))
 }
 
 // assertAttemptsOnce checks that no attempt's result is journaled twice.
@@ -332,7 +360,7 @@ func TestClusterCatchUpBySnapshot(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if !strings.Contains(c.nodes[fi].p.logs.String(), "snapshot") {
+	if !strings.Contains(c.nodes[fi].p.logs.String(), "Installed remote snapshot") {
 		t.Errorf("follower logs mention no snapshot install:\n%s", c.nodes[fi].p.logs)
 	}
 }

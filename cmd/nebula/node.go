@@ -244,7 +244,10 @@ func runNode(ctx context.Context, cfg *config.Config, r role, logger *slog.Logge
 		SnapshotInterval:  time.Duration(cfg.Cluster.SnapshotInterval),
 		TrailingLogs:      cfg.Cluster.TrailingLogs,
 	}
-	var members *cluster.Membership
+	var (
+		members *cluster.Membership
+		self    cluster.MemberMeta
+	)
 	if r == roleDesktop {
 		ccfg.Bootstrap = true
 	} else {
@@ -256,22 +259,14 @@ func runNode(ctx context.Context, cfg *config.Config, r role, logger *slog.Logge
 		if err != nil {
 			return usagef("cluster.advertise_raft_addr: %v", err)
 		}
+		self = cluster.MemberMeta{ID: nodeID, Role: cluster.RoleCoordinator, APIAddr: apiAddr, RaftAddr: raftAddr, Version: version}
 		ccfg.BindAddr = cfg.Cluster.RaftAddr
 		ccfg.AdvertiseAddr = raftAddr
 		ccfg.HeartbeatTimeout = time.Duration(cfg.Cluster.HeartbeatTimeout)
-		members, err = cluster.StartMembership(ctx, cluster.MembershipConfig{
-			Meta: cluster.MemberMeta{
-				ID: nodeID, Role: "coordinator", APIAddr: apiAddr, RaftAddr: raftAddr, Version: version,
-			},
-			BindAddr: cfg.Cluster.GossipAddr,
-			Join:     cfg.Cluster.Join,
-			Logger:   logger,
-		})
-		if err != nil {
-			return fmt.Errorf("gossip: %w", err)
-		}
-		defer members.Shutdown()
 		ccfg.LeaderAPI = func(id string) (string, bool) {
+			if members == nil {
+				return "", false
+			}
 			for _, m := range members.Members() {
 				if m.Meta.ID == id && m.Meta.APIAddr != "" {
 					return m.Meta.APIAddr, true
@@ -285,6 +280,26 @@ func runNode(ctx context.Context, cfg *config.Config, r role, logger *slog.Logge
 		return err
 	}
 	defer node.Close()
+	if r != roleDesktop {
+		// Gossip starts after Raft is open, so that the first message
+		// already says whether this node belongs to a group: a new node
+		// must never bootstrap a second group beside an existing one.
+		servers, err := node.Servers()
+		if err != nil {
+			return err
+		}
+		self.HasState = len(servers) > 0
+		members, err = cluster.StartMembership(ctx, cluster.MembershipConfig{
+			Meta:     self,
+			BindAddr: cfg.Cluster.GossipAddr,
+			Join:     cfg.Cluster.Join,
+			Logger:   logger,
+		})
+		if err != nil {
+			return fmt.Errorf("gossip: %w", err)
+		}
+		defer members.Shutdown()
+	}
 
 	svc := engine.NewService(engine.ServiceConfig{Submitter: node, Barrier: node, Store: store, Options: opts, Logger: logger, Hub: hub})
 	mux := http.NewServeMux()
@@ -325,7 +340,7 @@ func runNode(ctx context.Context, cfg *config.Config, r role, logger *slog.Logge
 		rc = cluster.ReconcileConfig{
 			Raft:            node.Raft(),
 			Members:         members,
-			Self:            cluster.MemberMeta{ID: nodeID, Role: "coordinator", RaftAddr: ccfg.AdvertiseAddr},
+			Self:            self,
 			BootstrapExpect: cfg.Cluster.BootstrapExpect,
 			DeadGrace:       time.Duration(cfg.Cluster.DeadServerGrace),
 			Logger:          logger,
@@ -458,7 +473,7 @@ func clusterView(node *cluster.Node, members *cluster.Membership, self, selfAPI 
 		}
 		// Coordinators gossip knows of that are not (yet) in Raft.
 		for id, g := range gossip {
-			if !seen[id] && g.Meta.Role == "coordinator" {
+			if !seen[id] && g.Meta.Role == cluster.RoleCoordinator {
 				v.Members = append(v.Members, api.ClusterMember{ID: id, APIAddr: g.Meta.APIAddr, RaftAddr: g.Meta.RaftAddr, Status: string(g.Status)})
 			}
 		}
