@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -362,5 +363,49 @@ func TestClusterCatchUpBySnapshot(t *testing.T) {
 	}
 	if !strings.Contains(c.nodes[fi].p.logs.String(), "Installed remote snapshot") {
 		t.Errorf("follower logs mention no snapshot install:\n%s", c.nodes[fi].p.logs)
+	}
+}
+
+// TestClusterLeaveRejoinAndNoLeader: a node stopped with SIGTERM leaves
+// the configuration at once and is added back when it returns; with two
+// of three nodes gone the third answers 503 instead of hanging.
+func TestClusterLeaveRejoinAndNoLeader(t *testing.T) {
+	c := newTestCluster(t, 3)
+	c.startAll()
+	li := c.waitAgreement(3, 20*time.Second)
+
+	out, err := exec.Command(binPath, "cluster", "members", "--server", c.nodes[0].p.url).CombinedOutput()
+	if err != nil {
+		t.Fatalf("nebula cluster members: %v\n%s", err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) != 4 || !strings.HasPrefix(lines[0], "ID") || strings.Count(string(out), " yes\n") != 1 {
+		t.Fatalf("nebula cluster members printed:\n%s", out)
+	}
+
+	fi := (li + 1) % 3
+	c.nodes[fi].p.stop()
+	c.waitAgreement(2, 10*time.Second)
+
+	c.start(fi)
+	c.nodes[fi].p.waitReady(60 * time.Second)
+	c.waitAgreement(3, 40*time.Second)
+
+	// Kill the two others: the last node has no quorum.
+	last := c.nodes[li]
+	for i, s := range c.nodes {
+		if i != li {
+			s.p.kill()
+		}
+	}
+	var e struct {
+		Error struct{ Code, Message string }
+	}
+	status := last.p.call("PUT", "/v1/workflows/lonely", `{"nodes":[{"id":"a","action":"builtin.noop"}]}`, &e)
+	if status != 503 || (e.Error.Code != "no_leader" && e.Error.Code != "unavailable") {
+		t.Fatalf("write without quorum: %d %+v, want 503 no_leader or unavailable", status, e)
+	}
+	if status := last.p.tryCall("GET", "/readyz", "", nil); status != 503 {
+		t.Errorf("readyz without quorum = %d, want 503", status)
 	}
 }

@@ -1,0 +1,159 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+// clientFlags are shared by the commands that talk to a running server.
+type clientFlags struct {
+	server, token, output string
+}
+
+func (f *clientFlags) register(cmd *cobra.Command) {
+	fs := cmd.PersistentFlags()
+	fs.StringVar(&f.server, "server", "", "server URL (env NEBULA_ADDR; default http://127.0.0.1:8787)")
+	fs.StringVar(&f.token, "token", "", "API token (env NEBULA_TOKEN)")
+	fs.StringVar(&f.output, "output", "table", "output format: table or json")
+}
+
+// client returns an API client configured from the flags and env.
+func (f *clientFlags) client(cmd *cobra.Command) (*apiClient, error) {
+	if f.output != "table" && f.output != "json" {
+		return nil, usagef("--output must be table or json, got %q", f.output)
+	}
+	base := f.server
+	if !cmd.Flags().Changed("server") {
+		base = os.Getenv("NEBULA_ADDR")
+	}
+	if base == "" {
+		base = "http://127.0.0.1:8787"
+	}
+	if !strings.Contains(base, "://") {
+		base = "http://" + base
+	}
+	token := f.token
+	if !cmd.Flags().Changed("token") {
+		token = os.Getenv("NEBULA_TOKEN")
+	}
+	return &apiClient{base: strings.TrimRight(base, "/"), token: token, hc: &http.Client{Timeout: 5 * time.Minute}}, nil
+}
+
+// apiClient calls the HTTP API and turns its error shape into errors.
+type apiClient struct {
+	base, token string
+	hc          *http.Client
+}
+
+// call sends a request and returns the raw JSON answer of a 2xx status.
+func (c *apiClient) call(ctx context.Context, method, path string, body []byte) (json.RawMessage, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("cannot reach %s: %w", c.base, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("reading answer of %s: %w", c.base, err)
+	}
+	if resp.StatusCode/100 != 2 {
+		var e struct {
+			Error struct{ Code, Message string }
+		}
+		if json.Unmarshal(raw, &e) == nil && e.Error.Code != "" {
+			return nil, fmt.Errorf("%s (%s, HTTP %d)", e.Error.Message, e.Error.Code, resp.StatusCode)
+		}
+		return nil, fmt.Errorf("HTTP %d: %s", resp.StatusCode, bytes.TrimSpace(raw))
+	}
+	return raw, nil
+}
+
+func newClusterCmd() *cobra.Command {
+	var f clientFlags
+	cmd := groupCmd("cluster", "Inspect the cluster")
+	f.register(cmd)
+	cmd.AddCommand(&cobra.Command{
+		Use:   "members",
+		Short: "List the coordinators, their state and the leader",
+		Args:  exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := f.client(cmd)
+			if err != nil {
+				return err
+			}
+			raw, err := c.call(cmd.Context(), http.MethodGet, "/v1/cluster", nil)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if f.output == "json" {
+				_, err := fmt.Fprintln(out, string(raw))
+				return err
+			}
+			var v struct {
+				Leader  string `json:"leader"`
+				Members []struct {
+					ID       string `json:"id"`
+					APIAddr  string `json:"api_addr"`
+					RaftAddr string `json:"raft_addr"`
+					Status   string `json:"status"`
+					Voter    bool   `json:"voter"`
+					Leader   bool   `json:"leader"`
+				} `json:"members"`
+			}
+			if err := json.Unmarshal(raw, &v); err != nil {
+				return fmt.Errorf("decoding /v1/cluster: %w", err)
+			}
+			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tAPI\tRAFT\tSTATUS\tVOTER\tLEADER")
+			for _, m := range v.Members {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", m.ID, m.APIAddr, m.RaftAddr, m.Status, yesNo(m.Voter), yesNo(m.Leader))
+			}
+			return tw.Flush()
+		},
+	})
+	return cmd
+}
+
+// groupCmd is a command that only holds subcommands; an unknown one is a
+// usage error.
+func groupCmd(use, short string) *cobra.Command {
+	return &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usagef("unknown command %q for %s", args[0], cmd.CommandPath())
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+	}
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
