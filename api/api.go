@@ -60,9 +60,9 @@ type ClusterMember struct {
 type server struct {
 	svc     *engine.Service
 	cluster func(ctx context.Context) (ClusterView, error)
-	ready  func() bool
-	logger *slog.Logger
-	limit  int64
+	ready   func() bool
+	logger  *slog.Logger
+	limit   int64
 }
 
 // New returns the API's handler.

@@ -44,10 +44,10 @@ type ServiceConfig struct {
 type Service struct {
 	sub     Submitter
 	barrier ReadBarrier
-	store  storage.Repos
-	opts   Options
-	logger *slog.Logger
-	hub    *Hub
+	store   storage.Repos
+	opts    Options
+	logger  *slog.Logger
+	hub     *Hub
 }
 
 // NewService returns a Service.
