@@ -135,6 +135,14 @@ func ParseDefinition(data []byte) (*Definition, error) {
 		}
 		d.Nodes[i].Params = p
 	}
+	// An empty list and an absent one mean the same; keep one form so a
+	// definition survives a round trip through its JSON unchanged.
+	if len(d.Connections) == 0 {
+		d.Connections = nil
+	}
+	if len(d.Triggers) == 0 {
+		d.Triggers = nil
+	}
 	return &d, nil
 }
 
