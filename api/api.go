@@ -133,6 +133,8 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	enc := json.NewEncoder(w)
+	// Workflows hold CEL expressions: "a > 1" reads better than "a \u003e 1".
+	enc.SetEscapeHTML(false)
 	return enc.Encode(v)
 }
 
