@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,7 +34,7 @@ const chainWorkflow = `{
 }`
 
 func main() {
-	addr := flag.String("addr", "http://127.0.0.1:8787", "Nebula API address")
+	addr := flag.String("addr", "http://127.0.0.1:8787", "Nebula API address, or several separated by commas: clients are spread over them")
 	clients := flag.Int("clients", 32, "concurrent clients")
 	count := flag.Int("count", 1000, "executions to start")
 	wait := flag.Duration("wait", 30*time.Second, "how long each request waits for its execution")
@@ -42,19 +43,18 @@ func main() {
 		fmt.Fprintln(os.Stderr, "nebula-bench: -clients and -count must be positive")
 		os.Exit(2)
 	}
-	if err := run(*addr, *clients, *count, *wait); err != nil {
+	if err := run(strings.Split(*addr, ","), *clients, *count, *wait); err != nil {
 		fmt.Fprintln(os.Stderr, "nebula-bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(addr string, clients, count int, wait time.Duration) error {
+func run(addrs []string, clients, count int, wait time.Duration) error {
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients}, Timeout: wait + 30*time.Second}
 	ctx := context.Background()
-	if err := do(ctx, hc, http.MethodPut, addr+"/v1/workflows/bench-chain", chainWorkflow, http.StatusOK, nil); err != nil {
+	if err := do(ctx, hc, http.MethodPut, addrs[0]+"/v1/workflows/bench-chain", chainWorkflow, http.StatusOK, nil); err != nil {
 		return fmt.Errorf("apply workflow: %w", err)
 	}
-	url := fmt.Sprintf("%s/v1/workflows/bench-chain/executions?wait=%s", addr, wait)
 
 	var next atomic.Int64
 	var failed atomic.Int64
@@ -64,6 +64,7 @@ func run(addr string, clients, count int, wait time.Duration) error {
 	start := time.Now()
 	for c := range clients {
 		wg.Add(1)
+		url := fmt.Sprintf("%s/v1/workflows/bench-chain/executions?wait=%s", addrs[c%len(addrs)], wait)
 		go func() {
 			defer wg.Done()
 			for {
@@ -98,7 +99,7 @@ func run(addr string, clients, count int, wait time.Duration) error {
 	}
 	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
 	ok := len(all)
-	fmt.Printf("workload      chain (3 x builtin.set), %d clients, %d executions\n", clients, count)
+	fmt.Printf("workload      chain (3 x builtin.set), %d clients over %d node(s), %d executions\n", clients, len(addrs), count)
 	fmt.Printf("succeeded     %d\n", ok)
 	fmt.Printf("failed        %d\n", failed.Load())
 	fmt.Printf("elapsed       %s\n", elapsed.Round(time.Millisecond))
