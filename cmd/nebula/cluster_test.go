@@ -16,8 +16,9 @@ import (
 
 // testCluster is three `nebula server` processes on 127.0.0.1-3.
 type testCluster struct {
-	t     *testing.T
-	nodes []*serverNode
+	t      *testing.T
+	nodes  []*serverNode
+	expect int // bootstrap_expect; the number of nodes when 0
 }
 
 type serverNode struct {
@@ -33,6 +34,7 @@ const clusterConfig = `
 [cluster]
 heartbeat_timeout = "500ms"
 dead_server_grace = "60s"
+promote_after = "1s"
 snapshot_threshold = 256
 snapshot_interval = "1s"
 trailing_logs = 64
@@ -93,9 +95,16 @@ func (c *testCluster) start(i int) {
 		"--raft-addr", s.raft,
 		"--gossip-addr", s.gossip,
 		"--join", strings.Join(s.join, ","),
-		"--bootstrap-expect", fmt.Sprint(len(c.nodes)),
+		"--bootstrap-expect", fmt.Sprint(c.bootstrapExpect()),
 	)
 	s.p.url = "http://" + s.api
+}
+
+func (c *testCluster) bootstrapExpect() int {
+	if c.expect > 0 {
+		return c.expect
+	}
+	return len(c.nodes)
 }
 
 // startAll starts every node at the same moment and waits until all are
@@ -422,4 +431,32 @@ func TestClusterLeaveRejoinAndNoLeader(t *testing.T) {
 	if status := last.p.tryCall("GET", "/readyz", "", nil); status != 503 {
 		t.Errorf("readyz without quorum = %d, want 503", status)
 	}
+}
+
+// TestClusterFourthNodeJoinsAndLeaves adds a node to a running cluster: it
+// joins as a non-voter and is promoted; stopped gracefully, it is removed.
+func TestClusterFourthNodeJoinsAndLeaves(t *testing.T) {
+	c := newTestCluster(t, 4)
+	c.expect = 3
+	for i := range 3 {
+		c.start(i)
+	}
+	for i := range 3 {
+		c.nodes[i].p.waitReady(60 * time.Second)
+	}
+	c.waitAgreement(3, 20*time.Second)
+	c.nodes[0].p.mustCall("PUT", "/v1/workflows/chain", chainWorkflowN, 200, nil)
+
+	c.start(3)
+	c.nodes[3].p.waitReady(60 * time.Second)
+	c.waitAgreement(4, 30*time.Second)
+	// The new voter serves the data written before it joined.
+	var e execution
+	c.nodes[3].p.mustCall("POST", "/v1/workflows/chain/executions?wait=20s", `{"input":{"n":1}}`, 200, &e)
+	if e.Status != "succeeded" {
+		t.Fatalf("execution via the fourth node: %s", e.Status)
+	}
+
+	c.nodes[3].p.stop()
+	c.waitAgreement(3, 10*time.Second)
 }

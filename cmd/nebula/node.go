@@ -343,6 +343,7 @@ func runNode(ctx context.Context, cfg *config.Config, r role, logger *slog.Logge
 			Self:            self,
 			BootstrapExpect: cfg.Cluster.BootstrapExpect,
 			DeadGrace:       time.Duration(cfg.Cluster.DeadServerGrace),
+			PromoteAfter:    time.Duration(cfg.Cluster.PromoteAfter),
 			Logger:          logger,
 		}
 		goWork(func(ctx context.Context) {

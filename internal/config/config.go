@@ -100,6 +100,9 @@ type Config struct {
 		// DeadServerGrace is how long a coordinator may be dead before
 		// the leader removes it from the Raft configuration.
 		DeadServerGrace Duration `toml:"dead_server_grace"`
+		// PromoteAfter is how long a new coordinator serves as a
+		// non-voter, with healthy heartbeats, before it gets a vote.
+		PromoteAfter Duration `toml:"promote_after"`
 		// HeartbeatTimeout sets Raft's heartbeat and election timeouts.
 		HeartbeatTimeout Duration `toml:"heartbeat_timeout"`
 		// SnapshotThreshold: entries after which a snapshot is taken and
@@ -162,6 +165,7 @@ func defaults() *Config {
 	c.Cluster.GossipAddr = "0.0.0.0:8789"
 	c.Cluster.BootstrapExpect = 1
 	c.Cluster.DeadServerGrace = Duration(60 * time.Second)
+	c.Cluster.PromoteAfter = Duration(10 * time.Second)
 	c.Cluster.HeartbeatTimeout = Duration(time.Second)
 	c.Cluster.SnapshotThreshold = 8192
 	c.Cluster.SnapshotInterval = Duration(30 * time.Second)
