@@ -26,6 +26,7 @@ type serverNode struct {
 	api, raft, gossip string
 	dir, config       string
 	join              []string
+	wrap              []string // command prefix, e.g. `ip netns exec NS`
 	p                 *proc
 }
 
@@ -57,16 +58,34 @@ func freePort(t *testing.T, ip string) string {
 
 func newTestCluster(t *testing.T, n int) *testCluster {
 	t.Helper()
-	c := &testCluster{t: t}
-	for i := range n {
+	hosts := make([]testHost, n)
+	for i := range hosts {
 		ip := fmt.Sprintf("127.0.0.%d", i+1)
+		hosts[i] = testHost{ip: ip, ports: [3]string{freePort(t, ip), freePort(t, ip), freePort(t, ip)}}
+	}
+	return newTestClusterOn(t, hosts)
+}
+
+// testHost is where one node runs: its IP, its API, Raft and gossip
+// ports, and the command prefix that puts it there.
+type testHost struct {
+	ip    string
+	ports [3]string
+	wrap  []string
+}
+
+func newTestClusterOn(t *testing.T, hosts []testHost) *testCluster {
+	t.Helper()
+	c := &testCluster{t: t}
+	for i, h := range hosts {
 		s := &serverNode{
 			id:     fmt.Sprintf("n%d", i+1),
-			ip:     ip,
-			api:    net.JoinHostPort(ip, freePort(t, ip)),
-			raft:   net.JoinHostPort(ip, freePort(t, ip)),
-			gossip: net.JoinHostPort(ip, freePort(t, ip)),
+			ip:     h.ip,
+			api:    net.JoinHostPort(h.ip, h.ports[0]),
+			raft:   net.JoinHostPort(h.ip, h.ports[1]),
+			gossip: net.JoinHostPort(h.ip, h.ports[2]),
 			dir:    t.TempDir(),
+			wrap:   h.wrap,
 		}
 		s.config = filepath.Join(s.dir, "nebula.toml")
 		if err := os.WriteFile(s.config, []byte(clusterConfig), 0o600); err != nil {
@@ -87,7 +106,7 @@ func newTestCluster(t *testing.T, n int) *testCluster {
 // start starts node i and returns without waiting for it to be ready.
 func (c *testCluster) start(i int) {
 	s := c.nodes[i]
-	s.p = startProc(c.t, "server",
+	s.p = startWrapped(c.t, s.wrap, "server",
 		"--config", s.config,
 		"--node-id", s.id,
 		"--data", filepath.Join(s.dir, "data"),

@@ -72,7 +72,16 @@ var readyLine = regexp.MustCompile(`msg=ready .*api=(http://[0-9.:]+)`)
 // killed when the test ends.
 func startProc(t *testing.T, args ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(binPath, args...)
+	return startWrapped(t, nil, args...)
+}
+
+// startWrapped is startProc with the command run through wrap (e.g.
+// `ip netns exec NS`), which must exec it in place so that signals reach
+// nebula itself.
+func startWrapped(t *testing.T, wrap []string, args ...string) *proc {
+	t.Helper()
+	argv := append(append(append([]string{}, wrap...), binPath), args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
