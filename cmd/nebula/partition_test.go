@@ -82,8 +82,13 @@ func (l *netLab) cut(i int)  { l.must("ip", "link", "set", l.links[i], "down") }
 func (l *netLab) heal(i int) { l.must("ip", "link", "set", l.links[i], "up") }
 
 func (l *netLab) destroy() {
+	// Deleting one end of a veth pair deletes both; a namespace may
+	// outlive `ip netns del` while the kernel still holds it.
+	for _, link := range l.links {
+		l.run("ip", "link", "del", link)
+	}
 	for _, ns := range l.ns {
-		l.run("ip", "netns", "del", ns) // removes its veth pair too
+		l.run("ip", "netns", "del", ns)
 	}
 	l.run("ip", "link", "del", l.bridge)
 }
