@@ -26,6 +26,7 @@ import (
 const (
 	internalSubmitPath = "/internal/v1/submit"
 	internalReadPath   = "/internal/v1/read-index"
+	internalStatusPath = "/internal/v1/status"
 	maxCommandBytes    = 64 << 20
 )
 
@@ -128,6 +129,7 @@ func (n *Node) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+internalSubmitPath, n.serveSubmit)
 	mux.HandleFunc("POST "+internalReadPath, n.serveReadIndex)
+	mux.HandleFunc("POST "+internalStatusPath, n.serveStatus)
 	return mux
 }
 
@@ -229,6 +231,30 @@ func (n *Node) serveReadIndex(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Write([]byte(`{"index":` + strconv.FormatUint(idx, 10) + `}`))
+}
+
+func (n *Node) serveStatus(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(map[string]uint64{"applied": n.raft.AppliedIndex()})
+}
+
+// maxPromoteLag is how many committed entries a non-voter may still miss
+// when it is promoted.
+const maxPromoteLag = 256
+
+// CaughtUp reports whether the member has applied about everything this
+// leader committed (within maxPromoteLag entries); it asks the member's
+// internal endpoint. Unreachable means no.
+func (n *Node) CaughtUp(ctx context.Context, m Member) bool {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	var st struct {
+		Applied uint64 `json:"applied"`
+	}
+	if m.Meta.APIAddr == "" || n.internalCall(ctx, m.Meta.APIAddr, internalStatusPath, nil, &st) != nil {
+		return false
+	}
+	return st.Applied+maxPromoteLag >= n.raft.CommitIndex()
 }
 
 // waitApplied waits until the local state has applied index.

@@ -33,6 +33,10 @@ type ReconcileConfig struct {
 	// leader's heartbeats reaching it, before it gets a vote; zero picks
 	// 10s. A voter that cannot keep up would slow every commit.
 	PromoteAfter time.Duration
+	// CaughtUp, if set, must also hold before a non-voter is promoted:
+	// it reports whether the member has applied about everything the
+	// leader committed, so that it does not join the quorum far behind.
+	CaughtUp func(ctx context.Context, m Member) bool
 	// Interval is the period of the full reconcile, which also runs on
 	// every membership change; zero picks 2s.
 	Interval time.Duration
@@ -319,7 +323,12 @@ func (r *reconciler) round(ctx context.Context) {
 		return
 	}
 	index := f.Index()
-	for _, c := range r.plan(time.Now(), f.Configuration().Servers, r.cfg.Members.Members()) {
+	members := r.cfg.Members.Members()
+	for _, c := range r.plan(time.Now(), f.Configuration().Servers, members) {
+		if c.action == actionPromote && r.cfg.CaughtUp != nil && !r.caughtUp(ctx, c.id, members) {
+			r.cfg.Logger.Info("promotion waits: member still catching up", "member", c.id, "term", term)
+			continue
+		}
 		next, err := r.apply(ctx, c, index)
 		if err != nil {
 			if ctx.Err() == nil {
@@ -332,6 +341,15 @@ func (r *reconciler) round(ctx context.Context) {
 		r.cfg.Logger.Info("membership changed", "member", c.id, "action", c.action, "reason", c.reason, "addr", c.addr, "term", term, "index", next)
 		index = next
 	}
+}
+
+func (r *reconciler) caughtUp(ctx context.Context, id raft.ServerID, members []Member) bool {
+	for _, m := range members {
+		if raft.ServerID(m.Meta.ID) == id {
+			return r.cfg.CaughtUp(ctx, m)
+		}
+	}
+	return false
 }
 
 // plan decides the changes that bring the configuration in line with

@@ -479,3 +479,29 @@ func TestClusterFourthNodeJoinsAndLeaves(t *testing.T) {
 	c.nodes[3].p.stop()
 	c.waitAgreement(3, 10*time.Second)
 }
+
+// TestClusterLateStarter starts two of three nodes, waits a minute, then
+// the third: no group of two forms meanwhile, and the three form one.
+// It takes a minute: run it with NEBULA_SLOW=1.
+func TestClusterLateStarter(t *testing.T) {
+	if os.Getenv("NEBULA_SLOW") == "" {
+		t.Skip("set NEBULA_SLOW=1 to wait a minute for a late node")
+	}
+	c := newTestCluster(t, 3)
+	c.start(0)
+	c.start(1)
+	until := time.Now().Add(time.Minute)
+	for time.Now().Before(until) {
+		for _, s := range c.nodes[:2] {
+			if status := s.p.tryCall("GET", "/readyz", "", nil); status == 200 {
+				t.Fatalf("node %s ready with only two of three coordinators up", s.id)
+			}
+		}
+		time.Sleep(time.Second)
+	}
+	c.start(2)
+	for _, s := range c.nodes {
+		s.p.waitReady(60 * time.Second)
+	}
+	c.waitAgreement(3, 20*time.Second)
+}

@@ -344,6 +344,7 @@ func runNode(ctx context.Context, cfg *config.Config, r role, logger *slog.Logge
 			BootstrapExpect: cfg.Cluster.BootstrapExpect,
 			DeadGrace:       time.Duration(cfg.Cluster.DeadServerGrace),
 			PromoteAfter:    time.Duration(cfg.Cluster.PromoteAfter),
+			CaughtUp:        node.CaughtUp,
 			Logger:          logger,
 		}
 		goWork(func(ctx context.Context) {
