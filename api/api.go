@@ -97,6 +97,7 @@ func New(cfg Config) http.Handler {
 	v1.Handle("/executions", s.handle(s.listExecutions)).Methods(http.MethodGet)
 	v1.Handle("/executions/{id}", s.handle(s.getExecution)).Methods(http.MethodGet)
 	v1.Handle("/executions/{id}/journal", s.handle(s.journal)).Methods(http.MethodGet)
+	v1.Handle("/executions/{id}/cancel", s.handle(s.cancelExecution)).Methods(http.MethodPost)
 	v1.Handle("/cluster", s.handle(s.clusterInfo)).Methods(http.MethodGet)
 	return r
 }
@@ -325,6 +326,15 @@ func (s *server) getExecution(w http.ResponseWriter, r *http.Request) error {
 	} else {
 		e, err = s.svc.GetExecution(r.Context(), tenantOf(r), id)
 	}
+	if err != nil {
+		return fmt.Errorf("execution %q: %w", id, err)
+	}
+	return writeJSON(w, http.StatusOK, viewExecution(e))
+}
+
+func (s *server) cancelExecution(w http.ResponseWriter, r *http.Request) error {
+	id := mux.Vars(r)["id"]
+	e, err := s.svc.CancelExecution(r.Context(), tenantOf(r), id)
 	if err != nil {
 		return fmt.Errorf("execution %q: %w", id, err)
 	}

@@ -25,9 +25,13 @@ func (f ActionFunc) Run(ctx context.Context, params json.RawMessage) (json.RawMe
 // Actions is a set of runnable actions by name.
 type Actions map[string]Action
 
-// Has reports whether the set holds an action; it is the KnownAction of
-// Options.
-func (a Actions) Has(name string) bool { _, ok := a[name]; return ok }
+// Has reports whether a workflow may use the action: the set holds it, or
+// the engine runs it itself (builtin.delay is a durable timer, no task).
+// It is the KnownAction of Options.
+func (a Actions) Has(name string) bool {
+	_, ok := a[name]
+	return ok || name == actionDelay
+}
 
 // Names returns the action names, sorted.
 func (a Actions) Names() []string {
@@ -50,7 +54,32 @@ func Builtins(logger *slog.Logger) Actions {
 		"builtin.log": ActionFunc(func(ctx context.Context, params json.RawMessage) (json.RawMessage, error) {
 			return runLog(ctx, logger, params)
 		}),
+		"builtin.fail": ActionFunc(runFail),
 	}
+}
+
+// runFail fails attempts 1..times (every attempt when times is absent)
+// with a retryable error, then succeeds: a test double for flaky steps.
+func runFail(ctx context.Context, params json.RawMessage) (json.RawMessage, error) {
+	var p struct {
+		Message string `json:"message"`
+		Times   *int   `json:"times"`
+	}
+	if err := json.Unmarshal(params, &p); err != nil {
+		return nil, paramError("builtin.fail", err)
+	}
+	n := 1
+	if at, ok := AttemptFrom(ctx); ok {
+		n = at.Number
+	}
+	if p.Times == nil || n <= *p.Times {
+		msg := p.Message
+		if msg == "" {
+			msg = "builtin.fail: failing as asked"
+		}
+		return nil, Retryable(fmt.Errorf("%s (attempt %d)", msg, n))
+	}
+	return json.Marshal(map[string]int{"attempt": n})
 }
 
 // runSet returns its (already resolved) value.

@@ -49,11 +49,32 @@ type ClaimTasks struct {
 
 // CompleteTask records the result of one attempt. Exactly one of Output
 // and Error is meaningful: a non-empty Error means the attempt failed.
+// A failed attempt is retried per the node's policy when Retryable; the
+// backoff's jitter comes from the proposer (Jitter, uniform over uint32),
+// since applying must not draw random numbers.
 type CompleteTask struct {
-	TaskID string
-	Token  uint64
-	Output json.RawMessage
-	Error  string
+	TaskID    string
+	Token     uint64
+	Output    json.RawMessage
+	Error     string
+	Retryable bool
+	Jitter    uint32
+}
+
+// CancelExecution cancels a running or pending execution: its queued and
+// running attempts are dropped (late results refused), its nodes that had
+// not finished are cancelled, and so are its child executions.
+type CancelExecution struct {
+	Tenant      string
+	ExecutionID string
+	Reason      string
+}
+
+// FireTimers fires up to Max timers due at the entry's time. Jitter seeds
+// the backoff of attempts that time out.
+type FireTimers struct {
+	Max    int
+	Jitter uint32
 }
 
 // RenewLease extends the lease of a running attempt (a heartbeat).
@@ -74,13 +95,15 @@ type ReclaimTasks struct {
 	KeepHolder   string
 }
 
-func (PutWorkflow) commandName() string    { return "put_workflow" }
-func (DeleteWorkflow) commandName() string { return "delete_workflow" }
-func (StartExecution) commandName() string { return "start_execution" }
-func (ClaimTasks) commandName() string     { return "claim_tasks" }
-func (CompleteTask) commandName() string   { return "complete_task" }
-func (RenewLease) commandName() string     { return "renew_lease" }
-func (ReclaimTasks) commandName() string   { return "reclaim_tasks" }
+func (PutWorkflow) commandName() string     { return "put_workflow" }
+func (DeleteWorkflow) commandName() string  { return "delete_workflow" }
+func (StartExecution) commandName() string  { return "start_execution" }
+func (ClaimTasks) commandName() string      { return "claim_tasks" }
+func (CompleteTask) commandName() string    { return "complete_task" }
+func (RenewLease) commandName() string      { return "renew_lease" }
+func (ReclaimTasks) commandName() string    { return "reclaim_tasks" }
+func (CancelExecution) commandName() string { return "cancel_execution" }
+func (FireTimers) commandName() string      { return "fire_timers" }
 
 // Result is what applying one command produced. Err carries an
 // application-level refusal (not found, conflict, stale lease); it travels
@@ -97,6 +120,7 @@ type Result struct {
 	Tasks       []*storage.Task // ClaimTasks
 	Accepted    bool            // CompleteTask, RenewLease: the token still held the lease
 	Reclaimed   int             // ReclaimTasks
+	Fired       int             // FireTimers
 }
 
 // Event tells observers what an applied command changed; events are
@@ -117,4 +141,7 @@ const (
 	EventExecutionChanged
 	// EventExecutionFinished: an execution reached a terminal status.
 	EventExecutionFinished
+	// EventTimersChanged: a timer was created; the earliest due may be
+	// sooner than the timer loop thought.
+	EventTimersChanged
 )

@@ -8,21 +8,40 @@ import "sync"
 type Hub struct {
 	mu       sync.Mutex
 	watchers map[string]map[chan struct{}]struct{} // by execution id
+	finished map[chan string]struct{}              // ids of executions that ended
 	tasks    chan struct{}
+	timers   chan struct{}
 }
 
 // NewHub returns an empty Hub.
 func NewHub() *Hub {
-	return &Hub{watchers: make(map[string]map[chan struct{}]struct{}), tasks: make(chan struct{}, 1)}
+	return &Hub{
+		watchers: make(map[string]map[chan struct{}]struct{}),
+		finished: make(map[chan string]struct{}),
+		tasks:    make(chan struct{}, 1),
+		timers:   make(chan struct{}, 1),
+	}
 }
 
 // Publish delivers events. It never blocks, so the apply path can call it.
 func (h *Hub) Publish(events []Event) {
-	tasks := false
+	tasks, timers := false, false
 	h.mu.Lock()
 	for _, ev := range events {
-		if ev.Kind == EventTasksReady {
+		switch ev.Kind {
+		case EventTasksReady:
 			tasks = true
+		case EventTimersChanged:
+			timers = true
+		case EventExecutionFinished:
+			for ch := range h.finished {
+				// A full channel drops the news; its worker still learns
+				// from its next heartbeat that the lease is gone.
+				select {
+				case ch <- ev.ExecutionID:
+				default:
+				}
+			}
 		}
 		for ch := range h.watchers[ev.ExecutionID] {
 			notify(ch)
@@ -31,6 +50,9 @@ func (h *Hub) Publish(events []Event) {
 	h.mu.Unlock()
 	if tasks {
 		notify(h.tasks)
+	}
+	if timers {
+		notify(h.timers)
 	}
 }
 
@@ -58,6 +80,23 @@ func (h *Hub) Watch(executionID string) (<-chan struct{}, func()) {
 
 // TasksReady is signalled when new tasks may be waiting.
 func (h *Hub) TasksReady() <-chan struct{} { return h.tasks }
+
+// TimersChanged is signalled when a timer was created.
+func (h *Hub) TimersChanged() <-chan struct{} { return h.timers }
+
+// Finished returns a channel of the ids of executions that end from now
+// on, and a function that stops the subscription.
+func (h *Hub) Finished() (<-chan string, func()) {
+	ch := make(chan string, 256)
+	h.mu.Lock()
+	h.finished[ch] = struct{}{}
+	h.mu.Unlock()
+	return ch, func() {
+		h.mu.Lock()
+		delete(h.finished, ch)
+		h.mu.Unlock()
+	}
+}
 
 func notify(ch chan struct{}) {
 	select {

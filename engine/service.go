@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"time"
 
 	"github.com/nebula-engine/nebula/internal/ids"
@@ -157,6 +158,61 @@ func (s *Service) GetExecution(ctx context.Context, tenant, id string) (*storage
 // ListExecutions returns a page of executions.
 func (s *Service) ListExecutions(ctx context.Context, tenant string, f storage.ExecutionFilter, page storage.Page) ([]*storage.Execution, string, error) {
 	return s.store.ListExecutions(ctx, tenant, f, page)
+}
+
+// CancelExecution cancels an execution and returns it as it is after the
+// cancellation applied (an execution that already ended is returned as
+// it is).
+func (s *Service) CancelExecution(ctx context.Context, tenant, id string) (*storage.Execution, error) {
+	if _, err := s.submit(ctx, &CancelExecution{Tenant: tenant, ExecutionID: id}); err != nil {
+		return nil, err
+	}
+	return s.store.GetExecution(ctx, tenant, id)
+}
+
+// RunTimers fires durable timers while this node leads, until ctx ends.
+// It sleeps until the earliest timer is due (or a new one may be sooner),
+// so a thousand parked executions cost one goroutine and no polling.
+func (s *Service) RunTimers(ctx context.Context, leading func() bool) {
+	const idle = time.Second // re-check leadership and the store this often
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.hub.TimersChanged():
+		case <-t.C:
+		}
+		wait := idle
+		if leading() {
+			wait = s.fireDue(ctx, idle)
+		}
+		t.Reset(wait)
+	}
+}
+
+// fireDue fires the timers due now and returns how long to sleep before
+// the next one is due (at most max).
+func (s *Service) fireDue(ctx context.Context, max time.Duration) time.Duration {
+	next, err := s.store.NextTimer(ctx)
+	if errors.Is(err, storage.ErrNotFound) {
+		return max
+	}
+	if err != nil {
+		s.logger.Warn("reading timers", "err", err)
+		return max
+	}
+	if d := time.Until(next.DueAt); d > 0 {
+		return min(d, max)
+	}
+	if _, err := s.submit(ctx, &FireTimers{Max: 1000, Jitter: rand.Uint32()}); err != nil {
+		if ctx.Err() == nil {
+			s.logger.Warn("firing timers", "err", err)
+		}
+		return 50 * time.Millisecond
+	}
+	return 0 // look again: more may be due
 }
 
 // Journal returns an execution's journal.

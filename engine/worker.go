@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -22,15 +23,22 @@ type WorkerConfig struct {
 	// (node id plus an incarnation id).
 	Holder      string
 	Concurrency int
-	// LeaseTTL is how long a claimed task stays leased without a result;
-	// zero picks 30s.
+	// LeaseTTL is how long a claimed task stays leased without a result
+	// or heartbeat; zero picks 30s. Running attempts renew it every third
+	// of it.
 	LeaseTTL time.Duration
-	Actions  Actions
+	// DefaultTimeout bounds attempts of nodes without a timeout; zero
+	// means no bound.
+	DefaultTimeout time.Duration
+	Actions        Actions
 	// Wake is signalled when tasks may be waiting; without it the worker
 	// polls every PollInterval.
 	Wake         <-chan struct{}
 	PollInterval time.Duration
-	Logger       *slog.Logger
+	// Hub, if set, tells the worker which executions ended, so that their
+	// running attempts are stopped at once.
+	Hub    *Hub
+	Logger *slog.Logger
 }
 
 // Worker claims tasks, runs their actions and reports the results, with at
@@ -38,6 +46,9 @@ type WorkerConfig struct {
 type Worker struct {
 	cfg    WorkerConfig
 	logger *slog.Logger
+
+	mu      sync.Mutex
+	running map[string]map[string]context.CancelFunc // by execution id, then task id
 }
 
 // NewWorker returns a Worker.
@@ -55,13 +66,30 @@ func NewWorker(cfg WorkerConfig) *Worker {
 	if l == nil {
 		l = slog.New(slog.DiscardHandler)
 	}
-	return &Worker{cfg: cfg, logger: l}
+	return &Worker{cfg: cfg, logger: l, running: make(map[string]map[string]context.CancelFunc)}
 }
 
-// Run works until ctx ends, then waits for the attempts it started.
+// Run works until ctx ends, then waits for the attempts it started. Their
+// contexts are cancelled, so actions that honour cancellation stop.
 func (w *Worker) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	if w.cfg.Hub != nil {
+		finished, stop := w.cfg.Hub.Finished()
+		defer stop()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case id := <-finished:
+					w.stopExecution(id)
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+	}
 	free := make(chan struct{}, w.cfg.Concurrency)
 	for range w.cfg.Concurrency {
 		free <- struct{}{}
@@ -103,7 +131,9 @@ func (w *Worker) Run(ctx context.Context) {
 				// reported, so reporting overlaps with the next claim.
 				cmd := w.execute(ctx, t)
 				free <- struct{}{}
-				w.report(ctx, t, cmd)
+				if cmd != nil {
+					w.report(ctx, t, cmd)
+				}
 			}()
 		}
 		for range n {
@@ -121,14 +151,111 @@ func (w *Worker) Run(ctx context.Context) {
 	}
 }
 
-// execute runs one attempt and returns the command that reports it.
+// execute runs one attempt, renewing its lease while it runs, and returns
+// the command that reports it; nil when the attempt was stopped because
+// its lease or execution is gone (there is no one to report to).
 func (w *Worker) execute(ctx context.Context, t *storage.Task) *CompleteTask {
-	out, err := w.runAction(ctx, t)
+	actx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	w.track(t, func() { cancel(errStopped) })
+	defer w.untrack(t)
+	if d := w.timeout(t); d > 0 {
+		var stop context.CancelFunc
+		actx, stop = context.WithTimeoutCause(actx, d, fmt.Errorf("attempt timed out after %s", d))
+		defer stop()
+	}
+	actx = WithAttempt(actx, Attempt{ExecutionID: t.ExecutionID, Node: t.Node, Number: t.Attempt, Key: t.ID})
+
+	hbDone := make(chan struct{})
+	defer close(hbDone)
+	go w.heartbeat(actx, t, hbDone, func() { cancel(errStopped) })
+
+	out, err := w.runAction(actx, t)
+	if errors.Is(context.Cause(actx), errStopped) || (err != nil && ctx.Err() != nil) {
+		// Stopped because nobody wants the result, or cut short by
+		// shutdown: report nothing. In the second case the lease expires
+		// (or the restarted node takes it back) and the attempt runs again.
+		return nil
+	}
 	cmd := &CompleteTask{TaskID: t.ID, Token: t.LeaseToken, Output: out}
 	if err != nil {
+		if cause := context.Cause(actx); cause != nil && actx.Err() != nil {
+			// The attempt's own time limit: report that, not the
+			// action's view of the cancelled context.
+			err = Retryable(cause)
+		}
 		cmd.Output, cmd.Error = nil, err.Error()
+		cmd.Retryable = errors.Is(err, ErrRetryable)
+		cmd.Jitter = rand.Uint32()
 	}
 	return cmd
+}
+
+// errStopped cancels an attempt whose result nobody wants any more.
+var errStopped = errors.New("attempt stopped: its execution ended or its lease was lost")
+
+func (w *Worker) timeout(t *storage.Task) time.Duration {
+	if t.Timeout > 0 {
+		return t.Timeout
+	}
+	return w.cfg.DefaultTimeout
+}
+
+// heartbeat renews the task's lease every third of its TTL until done; a
+// refused renewal means the lease is gone, and the attempt is stopped.
+func (w *Worker) heartbeat(ctx context.Context, t *storage.Task, done <-chan struct{}, stop func()) {
+	tick := time.NewTicker(w.cfg.LeaseTTL / 3)
+	defer tick.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		res, err := w.cfg.Submitter.Submit(ctx, &RenewLease{TaskID: t.ID, Token: t.LeaseToken, TTL: w.cfg.LeaseTTL})
+		if err == nil {
+			err = res.Err
+		}
+		if errors.Is(err, ErrStaleLease) {
+			w.logger.Info("lease lost; stopping attempt", "execution", t.ExecutionID, "node", t.Node, "attempt", t.Attempt)
+			stop()
+			return
+		}
+		if err != nil && ctx.Err() == nil {
+			w.logger.Warn("heartbeat failed", "execution", t.ExecutionID, "node", t.Node, "err", err)
+		}
+	}
+}
+
+func (w *Worker) track(t *storage.Task, cancel context.CancelFunc) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	m := w.running[t.ExecutionID]
+	if m == nil {
+		m = make(map[string]context.CancelFunc)
+		w.running[t.ExecutionID] = m
+	}
+	m[t.ID] = cancel
+}
+
+func (w *Worker) untrack(t *storage.Task) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	delete(w.running[t.ExecutionID], t.ID)
+	if len(w.running[t.ExecutionID]) == 0 {
+		delete(w.running, t.ExecutionID)
+	}
+}
+
+// stopExecution cancels the running attempts of an execution that ended.
+func (w *Worker) stopExecution(id string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, cancel := range w.running[id] {
+		cancel()
+	}
 }
 
 // report sends an attempt's result. A result that cannot be reported (no

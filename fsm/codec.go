@@ -32,6 +32,8 @@ const (
 	typeCompleteTask   byte = 5
 	typeRenewLease     byte = 6
 	typeReclaimTasks   byte = 7
+	typeCancel         byte = 8
+	typeFireTimers     byte = 9
 )
 
 // ErrUnknownCommand reports a command type this version cannot apply.
@@ -132,6 +134,8 @@ func encodeCommand(e *encoder, cmd engine.Command) error {
 		e.uvarint(c.Token)
 		e.bytes(c.Output)
 		e.str(c.Error)
+		e.bool(c.Retryable)
+		e.uvarint(uint64(c.Jitter))
 	case *engine.RenewLease:
 		e.byte(typeRenewLease)
 		e.str(c.TaskID)
@@ -142,6 +146,15 @@ func encodeCommand(e *encoder, cmd engine.Command) error {
 		e.uvarint(uint64(c.Max))
 		e.str(c.HolderPrefix)
 		e.str(c.KeepHolder)
+	case *engine.CancelExecution:
+		e.byte(typeCancel)
+		e.str(c.Tenant)
+		e.str(c.ExecutionID)
+		e.str(c.Reason)
+	case *engine.FireTimers:
+		e.byte(typeFireTimers)
+		e.uvarint(uint64(c.Max))
+		e.uvarint(uint64(c.Jitter))
 	default:
 		return fmt.Errorf("fsm: cannot encode %T", cmd)
 	}
@@ -162,11 +175,15 @@ func decodeCommand(raw []byte) (engine.Command, error) {
 	case typeClaimTasks:
 		c = &engine.ClaimTasks{Holder: d.str(), Max: d.count(), TTL: time.Duration(d.varint())}
 	case typeCompleteTask:
-		c = &engine.CompleteTask{TaskID: d.str(), Token: d.uvarint(), Output: d.bytes(), Error: d.str()}
+		c = &engine.CompleteTask{TaskID: d.str(), Token: d.uvarint(), Output: d.bytes(), Error: d.str(), Retryable: d.bool(), Jitter: d.uint32()}
 	case typeRenewLease:
 		c = &engine.RenewLease{TaskID: d.str(), Token: d.uvarint(), TTL: time.Duration(d.varint())}
 	case typeReclaimTasks:
 		c = &engine.ReclaimTasks{Max: d.count(), HolderPrefix: d.str(), KeepHolder: d.str()}
+	case typeCancel:
+		c = &engine.CancelExecution{Tenant: d.str(), ExecutionID: d.str(), Reason: d.str()}
+	case typeFireTimers:
+		c = &engine.FireTimers{Max: d.count(), Jitter: d.uint32()}
 	default:
 		if d.err != nil {
 			return nil, d.err
@@ -192,6 +209,14 @@ func (e *encoder) uvarint(v uint64) { e.buf = binary.AppendUvarint(e.buf, v) }
 func (e *encoder) varint(v int64)   { e.buf = binary.AppendVarint(e.buf, v) }
 func (e *encoder) str(s string)     { e.uvarint(uint64(len(s))); e.buf = append(e.buf, s...) }
 func (e *encoder) bytes(b []byte)   { e.uvarint(uint64(len(b))); e.buf = append(e.buf, b...) }
+
+func (e *encoder) bool(b bool) {
+	if b {
+		e.byte(1)
+	} else {
+		e.byte(0)
+	}
+}
 
 // decoder reads fields in order and remembers the first error, so a
 // command decodes in one expression and is checked once.
@@ -265,6 +290,26 @@ func (d *decoder) bytes() []byte {
 }
 
 func (d *decoder) str() string { return string(d.bytes()) }
+
+func (d *decoder) bool() bool {
+	switch d.byte() {
+	case 0:
+		return false
+	case 1:
+		return true
+	}
+	d.fail(errors.New("bad bool"))
+	return false
+}
+
+func (d *decoder) uint32() uint32 {
+	v := d.uvarint()
+	if v > math.MaxUint32 {
+		d.fail(fmt.Errorf("value %d out of range", v))
+		return 0
+	}
+	return uint32(v)
+}
 
 // EncodeCommand encodes one command on its own, as a follower sends it to
 // the leader.

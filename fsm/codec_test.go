@@ -18,7 +18,9 @@ func sampleCommands() []engine.Command {
 		&engine.StartExecution{Tenant: "default", ExecutionID: "e2", WorkflowID: "greet"},
 		&engine.ClaimTasks{Holder: "n1/abc", Max: 16, TTL: 30 * time.Second},
 		&engine.CompleteTask{TaskID: "e1/a/1", Token: 1<<40 | 3, Output: json.RawMessage(`{"x":true}`)},
-		&engine.CompleteTask{TaskID: "e1/a/2", Token: 7, Error: "boom"},
+		&engine.CompleteTask{TaskID: "e1/a/2", Token: 7, Error: "boom", Retryable: true, Jitter: 1 << 31},
+		&engine.CancelExecution{Tenant: "default", ExecutionID: "e1", Reason: "by user"},
+		&engine.FireTimers{Max: 500, Jitter: 12345},
 		&engine.RenewLease{TaskID: "e1/a/1", Token: 9, TTL: time.Minute},
 		&engine.ReclaimTasks{Max: 100, HolderPrefix: "n1/", KeepHolder: "n1/abc"},
 	}

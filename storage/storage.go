@@ -96,9 +96,13 @@ type Execution struct {
 	Output          json.RawMessage // nil when none
 	Error           string
 	IdempotencyKey  string // "" when none
-	CreatedAt       time.Time
-	UpdatedAt       time.Time
-	FinishedAt      time.Time // zero until terminal
+	// ParentID and ParentNode name the execution and node whose
+	// builtin.subworkflow started this one; "" for a top-level one.
+	ParentID   string
+	ParentNode string
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
+	FinishedAt time.Time // zero until terminal
 	// Nodes is filled by GetExecution; it is keyed by node id.
 	Nodes map[string]*NodeState
 }
@@ -133,7 +137,10 @@ type Task struct {
 	Attempt     int
 	Action      string
 	Params      json.RawMessage // resolved parameters
-	CreatedAt   time.Time
+	// Timeout bounds one attempt; the worker enforces it. 0 means the
+	// worker's default.
+	Timeout   time.Duration
+	CreatedAt time.Time
 	// Lease; zero values when the task is not leased.
 	LeaseHolder  string
 	LeaseToken   uint64
@@ -205,6 +212,46 @@ type ExecutionRepo interface {
 	// DeleteExecutionTasks removes every task of an execution (when it ends
 	// or is cancelled) and returns how many there were.
 	DeleteExecutionTasks(ctx context.Context, tenant, executionID string) (int, error)
+
+	// ChildExecutions returns the executions whose ParentID is parentID,
+	// in creation order (node states not filled).
+	ChildExecutions(ctx context.Context, tenant, parentID string) ([]*Execution, error)
+	// PendingExecutions returns up to limit executions in status
+	// "pending", of every tenant, oldest first (all when limit <= 0).
+	PendingExecutions(ctx context.Context, limit int) ([]*Execution, error)
+	// CountExecutions returns how many executions of every tenant are in
+	// status.
+	CountExecutions(ctx context.Context, status string) (int, error)
+
+	// CreateTimer inserts a timer; an id that exists is ErrConflict.
+	CreateTimer(ctx context.Context, t *Timer) error
+	// DueTimers returns up to limit timers with DueAt at or before now,
+	// ordered by DueAt then ID (all when limit <= 0).
+	DueTimers(ctx context.Context, now time.Time, limit int) ([]*Timer, error)
+	// NextTimer returns the timer due first (ties by ID); ErrNotFound
+	// when there is none.
+	NextTimer(ctx context.Context) (*Timer, error)
+	// DeleteTimer removes a timer and reports whether it existed.
+	DeleteTimer(ctx context.Context, id string) (bool, error)
+	// DeleteExecutionTimers removes every timer of an execution and
+	// returns how many there were.
+	DeleteExecutionTimers(ctx context.Context, tenant, executionID string) (int, error)
+}
+
+// Timer is a durable timer: state that says something must happen at DueAt
+// (a retry after its backoff, the end of a delay, a timeout). Timers hold
+// no goroutine: the leader watches the earliest one and, once it is due,
+// proposes to fire every due timer.
+type Timer struct {
+	TenantID string
+	// ID is unique, and made from what the timer is for (kind, execution,
+	// node, attempt), so that one purpose never gets two timers.
+	ID          string
+	ExecutionID string
+	Node        string // "" for execution-level timers
+	Attempt     int
+	Kind        string
+	DueAt       time.Time
 }
 
 // ExecutionUpdate carries the fields a transition may set besides status.

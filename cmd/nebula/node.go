@@ -359,15 +359,20 @@ func runNode(ctx context.Context, cfg *config.Config, r role, logger *slog.Logge
 	goWork(func(ctx context.Context) {
 		svc.RunMaintenance(ctx, node.IsLeader, nodeID+"/", holder, 5*time.Second)
 	})
+	goWork(func(ctx context.Context) { svc.RunTimers(ctx, node.IsLeader) })
 	if cfg.Worker.Enabled {
 		w := engine.NewWorker(engine.WorkerConfig{
 			Submitter:   node,
 			Holder:      holder,
 			Concurrency: cfg.Worker.Concurrency,
 			LeaseTTL:    time.Duration(cfg.Worker.LeaseTTL),
-			Actions:     actions,
-			Wake:        hub.TasksReady(),
-			Logger:      logger,
+			// engine.default_timeout bounds attempts of nodes that set
+			// no timeout of their own.
+			DefaultTimeout: time.Duration(cfg.Engine.DefaultTimeout),
+			Actions:        actions,
+			Wake:           hub.TasksReady(),
+			Hub:            hub,
+			Logger:         logger,
 		})
 		goWork(w.Run)
 	}

@@ -31,7 +31,7 @@ func (tx *Tx) CreateExecution(ctx context.Context, e *storage.Execution, first s
 	// The insert is the first write, so a conflict leaves nothing behind.
 	_, err := tx.stmt(ctx, stmtExecutionInsert).ExecContext(ctx,
 		e.TenantID, e.ID, e.WorkflowID, e.WorkflowVersion, e.Status,
-		[]byte(e.Input), []byte(e.Output), e.Error, e.IdempotencyKey,
+		[]byte(e.Input), []byte(e.Output), e.Error, e.IdempotencyKey, e.ParentID, e.ParentNode,
 		unixNano(e.CreatedAt), unixNano(e.UpdatedAt), unixNano(e.FinishedAt))
 	if err != nil {
 		if constraintOf(err) == uniqueViolation {
@@ -123,9 +123,49 @@ func (tx *Tx) ListExecutions(ctx context.Context, tenant string, f storage.Execu
 	args = append(args, after, pageLimitArg(page.Limit))
 	id := listExecutionsStmt(f.WorkflowID != "", f.Status != "")
 
+	out, seqs, err := tx.queryExecutions(ctx, "list executions", id, args...)
+	if err != nil {
+		return nil, "", err
+	}
+	if page.Limit > 0 && len(out) > page.Limit {
+		return out[:page.Limit], encodeSeqCursor(seqs[page.Limit-1]), nil
+	}
+	return out, "", nil
+}
+
+// ChildExecutions returns the executions started by parentID's
+// subworkflow nodes, in creation order, without node states. An empty
+// parentID has no children: top-level executions are nobody's.
+func (tx *Tx) ChildExecutions(ctx context.Context, tenant, parentID string) ([]*storage.Execution, error) {
+	what := fmt.Sprintf("child executions of %q", parentID)
+	out, _, err := tx.queryExecutions(ctx, what, stmtExecutionChildren, tenant, parentID)
+	return out, err
+}
+
+// PendingExecutions returns up to limit pending executions of every tenant
+// in creation order (all when limit <= 0), without node states. Creation
+// order is insertion order rather than CreatedAt, as for ReadyTasks.
+func (tx *Tx) PendingExecutions(ctx context.Context, limit int) ([]*storage.Execution, error) {
+	out, _, err := tx.queryExecutions(ctx, "pending executions", stmtExecutionPending, limitArg(limit))
+	return out, err
+}
+
+// CountExecutions returns how many executions of every tenant are in
+// status.
+func (tx *Tx) CountExecutions(ctx context.Context, status string) (int, error) {
+	var n int
+	if err := tx.stmt(ctx, stmtExecutionCount).QueryRowContext(ctx, status).Scan(&n); err != nil {
+		return 0, fmt.Errorf("sqlite: count %q executions: %w", status, err)
+	}
+	return n, nil
+}
+
+// queryExecutions runs a statement whose rows are executionCols and
+// returns the executions with their seqs, in row order.
+func (tx *Tx) queryExecutions(ctx context.Context, what string, id stmtID, args ...any) ([]*storage.Execution, []int64, error) {
 	rows, err := tx.stmt(ctx, id).QueryContext(ctx, args...)
 	if err != nil {
-		return nil, "", fmt.Errorf("sqlite: list executions: %w", err)
+		return nil, nil, fmt.Errorf("sqlite: %s: %w", what, err)
 	}
 	defer rows.Close()
 	var (
@@ -135,18 +175,15 @@ func (tx *Tx) ListExecutions(ctx context.Context, tenant string, f storage.Execu
 	for rows.Next() {
 		e, seq, err := scanExecution(rows)
 		if err != nil {
-			return nil, "", fmt.Errorf("sqlite: list executions: %w", err)
+			return nil, nil, fmt.Errorf("sqlite: %s: %w", what, err)
 		}
 		out = append(out, e)
 		seqs = append(seqs, seq)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, "", fmt.Errorf("sqlite: list executions: %w", err)
+		return nil, nil, fmt.Errorf("sqlite: %s: %w", what, err)
 	}
-	if page.Limit > 0 && len(out) > page.Limit {
-		return out[:page.Limit], encodeSeqCursor(seqs[page.Limit-1]), nil
-	}
-	return out, "", nil
+	return out, seqs, nil
 }
 
 // Transition moves the execution from one status to another if it is still
@@ -266,7 +303,7 @@ func scanExecution(sc scanner) (*storage.Execution, int64, error) {
 		created, updated, finished int64
 	)
 	err := sc.Scan(&seq, &e.TenantID, &e.ID, &e.WorkflowID, &e.WorkflowVersion, &e.Status,
-		&input, &output, &e.Error, &e.IdempotencyKey, &created, &updated, &finished)
+		&input, &output, &e.Error, &e.IdempotencyKey, &e.ParentID, &e.ParentNode, &created, &updated, &finished)
 	if err != nil {
 		return nil, 0, err
 	}

@@ -175,6 +175,48 @@ func (s *Store) DeleteExecutionTasks(ctx context.Context, tenant, executionID st
 	return update(ctx, s, func(tx *Tx) (int, error) { return tx.DeleteExecutionTasks(ctx, tenant, executionID) })
 }
 
+// ChildExecutions implements storage.ExecutionRepo; see Tx.ChildExecutions.
+func (s *Store) ChildExecutions(ctx context.Context, tenant, parentID string) ([]*storage.Execution, error) {
+	return view(ctx, s, func(tx *Tx) ([]*storage.Execution, error) { return tx.ChildExecutions(ctx, tenant, parentID) })
+}
+
+// PendingExecutions implements storage.ExecutionRepo; see
+// Tx.PendingExecutions.
+func (s *Store) PendingExecutions(ctx context.Context, limit int) ([]*storage.Execution, error) {
+	return view(ctx, s, func(tx *Tx) ([]*storage.Execution, error) { return tx.PendingExecutions(ctx, limit) })
+}
+
+// CountExecutions implements storage.ExecutionRepo; see Tx.CountExecutions.
+func (s *Store) CountExecutions(ctx context.Context, status string) (int, error) {
+	return view(ctx, s, func(tx *Tx) (int, error) { return tx.CountExecutions(ctx, status) })
+}
+
+// CreateTimer implements storage.ExecutionRepo; see Tx.CreateTimer.
+func (s *Store) CreateTimer(ctx context.Context, t *storage.Timer) error {
+	return s.Update(ctx, func(tx *Tx) error { return tx.CreateTimer(ctx, t) })
+}
+
+// DueTimers implements storage.ExecutionRepo; see Tx.DueTimers.
+func (s *Store) DueTimers(ctx context.Context, now time.Time, limit int) ([]*storage.Timer, error) {
+	return view(ctx, s, func(tx *Tx) ([]*storage.Timer, error) { return tx.DueTimers(ctx, now, limit) })
+}
+
+// NextTimer implements storage.ExecutionRepo; see Tx.NextTimer.
+func (s *Store) NextTimer(ctx context.Context) (*storage.Timer, error) {
+	return view(ctx, s, func(tx *Tx) (*storage.Timer, error) { return tx.NextTimer(ctx) })
+}
+
+// DeleteTimer implements storage.ExecutionRepo; see Tx.DeleteTimer.
+func (s *Store) DeleteTimer(ctx context.Context, id string) (bool, error) {
+	return update(ctx, s, func(tx *Tx) (bool, error) { return tx.DeleteTimer(ctx, id) })
+}
+
+// DeleteExecutionTimers implements storage.ExecutionRepo; see
+// Tx.DeleteExecutionTimers.
+func (s *Store) DeleteExecutionTimers(ctx context.Context, tenant, executionID string) (int, error) {
+	return update(ctx, s, func(tx *Tx) (int, error) { return tx.DeleteExecutionTimers(ctx, tenant, executionID) })
+}
+
 // PutCredential implements storage.CredentialRepo; see Tx.PutCredential.
 func (s *Store) PutCredential(ctx context.Context, c *storage.Credential) error {
 	return s.Update(ctx, func(tx *Tx) error { return tx.PutCredential(ctx, c) })

@@ -133,8 +133,46 @@ CREATE TABLE meta (
 	value INTEGER NOT NULL
 ) STRICT, WITHOUT ROWID;
 `,
+		// Version 2: subworkflows, task timeouts and durable timers.
+		`
+ALTER TABLE executions ADD COLUMN parent_id   TEXT NOT NULL DEFAULT '';
+ALTER TABLE executions ADD COLUMN parent_node TEXT NOT NULL DEFAULT '';
+
+-- ChildExecutions, in creation (rowid) order. Partial, because most
+-- executions are top-level and would only make the index bigger.
+CREATE INDEX executions_parent ON executions (tenant_id, parent_id) WHERE parent_id <> '';
+-- PendingExecutions and CountExecutions look across tenants, which
+-- executions_status (led by tenant_id) cannot serve.
+CREATE INDEX executions_by_status ON executions (status);
+
+-- Nanoseconds; 0 leaves the choice to the worker.
+ALTER TABLE tasks ADD COLUMN timeout INTEGER NOT NULL DEFAULT 0;
+
+-- Timers are only ever ordered by (due_at, id), never by insertion, so
+-- the table needs no seq; WITHOUT ROWID leaves no hidden rowid either,
+-- and the rows are exactly their columns on every replica and after a
+-- VACUUM.
+CREATE TABLE timers (
+	tenant_id    TEXT    NOT NULL,
+	id           TEXT    NOT NULL PRIMARY KEY,
+	execution_id TEXT    NOT NULL,
+	node         TEXT    NOT NULL,
+	attempt      INTEGER NOT NULL,
+	kind         TEXT    NOT NULL,
+	due_at       INTEGER NOT NULL,
+	FOREIGN KEY (tenant_id, execution_id) REFERENCES executions (tenant_id, id)
+) STRICT, WITHOUT ROWID;
+
+-- DueTimers and NextTimer walk this index in order.
+CREATE INDEX timers_due ON timers (due_at, id);
+CREATE INDEX timers_execution ON timers (tenant_id, execution_id);
+`,
 	}
 }
+
+// createSchemaMigrations makes the table that records which migrations a
+// database has had.
+const createSchemaMigrations = `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER NOT NULL PRIMARY KEY) STRICT`
 
 // migrate brings the database behind db to the newest schema in one
 // transaction, and refuses a database made by a newer binary rather than
@@ -147,8 +185,7 @@ func migrate(ctx context.Context, db *sql.DB) (from, to int, err error) {
 	}
 	defer tx.Rollback()
 
-	const create = `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER NOT NULL PRIMARY KEY) STRICT`
-	if _, err := tx.ExecContext(ctx, create); err != nil {
+	if _, err := tx.ExecContext(ctx, createSchemaMigrations); err != nil {
 		return 0, 0, fmt.Errorf("sqlite: migrate: %w", err)
 	}
 	current, err := schemaVersion(ctx, tx)

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -113,6 +115,10 @@ func TestUpdateKeepsTxUsableAfterResultErrors(t *testing.T) {
 	if _, _, err := s.CreateExecution(ctx, e, storage.JournalEntry{Type: "started", At: epoch()}); err != nil {
 		t.Fatal(err)
 	}
+	timer := &storage.Timer{TenantID: "t1", ID: "retry/e1/a/1", ExecutionID: "e1", Node: "a", Attempt: 1, Kind: "retry", DueAt: epoch()}
+	if err := s.CreateTimer(ctx, timer); err != nil {
+		t.Fatal(err)
+	}
 	// The FSM carries on after ErrConflict and ErrNotFound: the rest of the
 	// transaction must still commit.
 	err := s.Update(ctx, func(tx *Tx) error {
@@ -122,12 +128,26 @@ func TestUpdateKeepsTxUsableAfterResultErrors(t *testing.T) {
 		if err := tx.PutNode(ctx, "t1", "nope", &storage.NodeState{ID: "a"}); !errors.Is(err, storage.ErrNotFound) {
 			return fmt.Errorf("PutNode(missing) = %v, want ErrNotFound", err)
 		}
+		dup := *timer
+		dup.DueAt = epoch().Add(time.Hour)
+		if err := tx.CreateTimer(ctx, &dup); !errors.Is(err, storage.ErrConflict) {
+			return fmt.Errorf("CreateTimer(duplicate) = %v, want ErrConflict", err)
+		}
+		for _, owner := range [][2]string{{"t1", "nope"}, {"t2", "e1"}} {
+			orphan := &storage.Timer{TenantID: owner[0], ID: "orphan", ExecutionID: owner[1], Kind: "delay", DueAt: epoch()}
+			if err := tx.CreateTimer(ctx, orphan); !errors.Is(err, storage.ErrNotFound) {
+				return fmt.Errorf("CreateTimer(execution %s/%s) = %v, want ErrNotFound", owner[0], owner[1], err)
+			}
+		}
 		return tx.PutWorkflow(ctx, workflow("after"))
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	wantWorkflow(t, s, "after", true)
+	if got, err := s.DueTimers(ctx, epoch().Add(24*time.Hour), 0); err != nil || len(got) != 1 || *got[0] != *timer {
+		t.Errorf("DueTimers after the failed creates = %v, %v; want only %+v unchanged", got, err, timer)
+	}
 }
 
 func TestAppliedIndexPersists(t *testing.T) {
@@ -424,6 +444,9 @@ func TestDeterministic(t *testing.T) {
 					TenantID: "t1", ID: fmt.Sprint("e", i), WorkflowID: "wf", Status: "running",
 					CreatedAt: epoch(), Nodes: map[string]*storage.NodeState{},
 				}
+				if i > 0 {
+					e.ParentID, e.ParentNode = "e0", fmt.Sprint("call-", i)
+				}
 				for n := range 16 {
 					id := fmt.Sprint("node-", n)
 					e.Nodes[id] = &storage.NodeState{ID: id, Status: "pending"}
@@ -431,8 +454,12 @@ func TestDeterministic(t *testing.T) {
 				if _, _, err := tx.CreateExecution(ctx, e, storage.JournalEntry{Type: "started", At: epoch()}); err != nil {
 					return err
 				}
-				task := &storage.Task{TenantID: "t1", ID: fmt.Sprint("task-", i), ExecutionID: e.ID, CreatedAt: epoch()}
+				task := &storage.Task{TenantID: "t1", ID: fmt.Sprint("task-", i), ExecutionID: e.ID, Timeout: time.Minute, CreatedAt: epoch()}
 				if err := tx.CreateTask(ctx, task); err != nil {
+					return err
+				}
+				timer := &storage.Timer{TenantID: "t1", ID: fmt.Sprint("timer-", i), ExecutionID: e.ID, Kind: "delay", DueAt: epoch()}
+				if err := tx.CreateTimer(ctx, timer); err != nil {
 					return err
 				}
 			}
@@ -453,6 +480,119 @@ func TestDeterministic(t *testing.T) {
 	}
 }
 
+// TestUpgradeFromVersion1 opens a database as a binary that knew only the
+// first migration left it: Open must bring it to the newest version with
+// its rows intact, the new columns at their defaults, and exactly the
+// schema of a fresh database.
+func TestUpgradeFromVersion1(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "v1.db")
+	db, err := sql.Open("sqlite", dsn(path, nil, "foreign_keys(1)"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	created := epoch().UnixNano()
+	for _, q := range []struct {
+		sql  string
+		args []any
+	}{
+		{createSchemaMigrations, nil},
+		{migrations()[0], nil},
+		{`INSERT INTO schema_migrations (version) VALUES (1)`, nil},
+		{`INSERT INTO executions (tenant_id, id, workflow_id, workflow_version, status, input, output, error,
+			idempotency_key, created_at, updated_at, finished_at)
+			VALUES ('t1', 'e1', 'wf', 3, 'pending', ?, NULL, '', 'key-1', ?, ?, 0)`,
+			[]any{[]byte(`{"n": 1}`), created, created + 1}},
+		{`INSERT INTO nodes (tenant_id, execution_id, node_id, status, attempts, output, error, started_at, finished_at)
+			VALUES ('t1', 'e1', 'a', 'pending', 0, NULL, '', 0, 0)`, nil},
+		{`INSERT INTO journal (tenant_id, execution_id, seq, type, at, node, attempt, idempotency_key, data)
+			VALUES ('t1', 'e1', 1, 'execution.created', ?, '', 0, '', NULL)`, []any{created}},
+		{`INSERT INTO tasks (tenant_id, id, execution_id, node, attempt, action, params, created_at)
+			VALUES ('t1', 'e1/a/1', 'e1', 'a', 1, 'http.request', NULL, ?)`, []any{created}},
+	} {
+		if _, err := db.ExecContext(ctx, q.sql, q.args...); err != nil {
+			db.Close()
+			t.Fatalf("%s: %v", q.sql, err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s := openTestStoreAt(t, path)
+	err = s.View(ctx, func(tx *Tx) error {
+		v, err := schemaVersion(ctx, tx.tx)
+		if err == nil && v != len(migrations()) {
+			err = fmt.Errorf("schema version after Open = %d, want %d", v, len(migrations()))
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	wantExec := &storage.Execution{
+		TenantID: "t1", ID: "e1", WorkflowID: "wf", WorkflowVersion: 3, Status: "pending",
+		Input: json.RawMessage(`{"n": 1}`), IdempotencyKey: "key-1",
+		CreatedAt: epoch(), UpdatedAt: epoch().Add(1),
+		Nodes: map[string]*storage.NodeState{"a": {ID: "a", Status: "pending"}},
+	}
+	if got, err := s.GetExecution(ctx, "t1", "e1"); err != nil || !reflect.DeepEqual(got, wantExec) {
+		t.Errorf("GetExecution after upgrade = %+v, %v; want %+v", got, err, wantExec)
+	}
+	retry := &storage.Execution{TenantID: "t1", ID: "e2", WorkflowID: "wf", IdempotencyKey: "key-1", Status: "pending"}
+	existing, ok, err := s.CreateExecution(ctx, retry, storage.JournalEntry{Type: "execution.created", At: epoch()})
+	if err != nil || ok || !reflect.DeepEqual(existing, wantExec) {
+		t.Errorf("CreateExecution(same key) after upgrade = %+v, %v, %v; want the upgraded execution", existing, ok, err)
+	}
+	wantTask := &storage.Task{TenantID: "t1", ID: "e1/a/1", ExecutionID: "e1", Node: "a", Attempt: 1,
+		Action: "http.request", CreatedAt: epoch()}
+	if got, err := s.GetTask(ctx, "e1/a/1"); err != nil || !reflect.DeepEqual(got, wantTask) {
+		t.Errorf("GetTask after upgrade = %+v, %v; want %+v", got, err, wantTask)
+	}
+	if entries, err := s.Journal(ctx, "t1", "e1", 0, 0); err != nil || len(entries) != 1 || entries[0].Type != "execution.created" {
+		t.Errorf("Journal after upgrade = %+v, %v; want the one entry", entries, err)
+	}
+	// The new queries and the timers table work on the old rows.
+	if got, err := s.PendingExecutions(ctx, 0); err != nil || len(got) != 1 || got[0].ID != "e1" {
+		t.Errorf("PendingExecutions after upgrade = %v, %v; want e1", got, err)
+	}
+	if err := s.CreateTimer(ctx, &storage.Timer{TenantID: "t1", ID: "delay/e1", ExecutionID: "e1", Kind: "delay", DueAt: epoch()}); err != nil {
+		t.Errorf("CreateTimer after upgrade: %v", err)
+	}
+
+	if got, want := schemaOf(t, s), schemaOf(t, openTestStore(t)); !slices.Equal(got, want) {
+		t.Errorf("schema after upgrade differs from a fresh one:\n got %q\nwant %q", got, want)
+	}
+}
+
+// schemaOf returns the definition of every table and index of s, in name
+// order.
+func schemaOf(t *testing.T, s *Store) []string {
+	t.Helper()
+	var out []string
+	err := s.View(t.Context(), func(tx *Tx) error {
+		rows, err := tx.tx.QueryContext(t.Context(),
+			`SELECT type || ' ' || name || ': ' || COALESCE(sql, '') FROM sqlite_master ORDER BY name`)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var def string
+			if err := rows.Scan(&def); err != nil {
+				return err
+			}
+			out = append(out, def)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
 // TestQueryPlans guards the indexes the hot and list paths depend on: none
 // of these statements may scan a table or sort in a temporary b-tree.
 func TestQueryPlans(t *testing.T) {
@@ -465,6 +605,8 @@ func TestQueryPlans(t *testing.T) {
 		stmtExecutionList, stmtExecutionListWorkflow, stmtExecutionListStatus,
 		stmtNodeList, stmtJournalAppend, stmtJournalRead,
 		stmtTaskGet, stmtTaskReady, stmtTaskAcquire, stmtTaskStale, stmtTaskDeleteExecution,
+		stmtExecutionChildren, stmtExecutionPending, stmtExecutionCount,
+		stmtTimerDue, stmtTimerNext, stmtTimerDelete, stmtTimerDeleteExecution,
 	} {
 		var plan []string
 		err := s.View(ctx, func(tx *Tx) error {

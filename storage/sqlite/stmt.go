@@ -32,6 +32,9 @@ const (
 	stmtExecutionListWorkflow
 	stmtExecutionListStatus
 	stmtExecutionListWorkflowStatus
+	stmtExecutionChildren
+	stmtExecutionPending
+	stmtExecutionCount
 
 	stmtNodePut
 	stmtNodeList
@@ -50,6 +53,12 @@ const (
 	stmtTaskDeleteToken
 	stmtTaskDeleteExecution
 
+	stmtTimerInsert
+	stmtTimerDue
+	stmtTimerNext
+	stmtTimerDelete
+	stmtTimerDeleteExecution
+
 	stmtCredentialPut
 	stmtCredentialGet
 	stmtCredentialList
@@ -65,10 +74,11 @@ const (
 // their rows; the two must stay in the same order.
 const (
 	workflowCols  = `tenant_id, id, version, name, definition, created_at`
-	executionCols = `seq, tenant_id, id, workflow_id, workflow_version, status, input, output, error, idempotency_key, created_at, updated_at, finished_at`
+	executionCols = `seq, tenant_id, id, workflow_id, workflow_version, status, input, output, error, idempotency_key, parent_id, parent_node, created_at, updated_at, finished_at`
 	nodeCols      = `node_id, status, attempts, output, error, started_at, finished_at`
 	journalCols   = `seq, type, at, node, attempt, idempotency_key, data`
-	taskCols      = `tenant_id, id, execution_id, node, attempt, action, params, created_at, lease_holder, lease_token, lease_expires`
+	taskCols      = `tenant_id, id, execution_id, node, attempt, action, params, timeout, created_at, lease_holder, lease_token, lease_expires`
+	timerCols     = `tenant_id, id, execution_id, node, attempt, kind, due_at`
 	credCols      = `tenant_id, name, type, data, created_at, updated_at`
 )
 
@@ -97,8 +107,8 @@ func statements() [numStmts]string {
 			WHERE tenant_id = ? AND latest = 1 AND deleted = 0 AND id > ? ORDER BY id LIMIT ?`,
 
 		stmtExecutionInsert: `INSERT INTO executions (tenant_id, id, workflow_id, workflow_version, status,
-			input, output, error, idempotency_key, created_at, updated_at, finished_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			input, output, error, idempotency_key, parent_id, parent_node, created_at, updated_at, finished_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		stmtExecutionGet: `SELECT ` + executionCols + ` FROM executions WHERE tenant_id = ? AND id = ?`,
 		// The literal "<> ''" lets the planner use the partial unique index.
 		stmtExecutionByKey: `SELECT ` + executionCols + ` FROM executions
@@ -112,6 +122,13 @@ func statements() [numStmts]string {
 		stmtExecutionListWorkflow:       listExecutionsSQL(true, false),
 		stmtExecutionListStatus:         listExecutionsSQL(false, true),
 		stmtExecutionListWorkflowStatus: listExecutionsSQL(true, true),
+		// As with stmtExecutionByKey, the literal "<> ''" admits the
+		// partial index.
+		stmtExecutionChildren: `SELECT ` + executionCols + ` FROM executions
+			WHERE tenant_id = ? AND parent_id = ? AND parent_id <> '' ORDER BY seq`,
+		stmtExecutionPending: `SELECT ` + executionCols + ` FROM executions
+			WHERE status = 'pending' ORDER BY seq LIMIT ?`,
+		stmtExecutionCount: `SELECT COUNT(*) FROM executions WHERE status = ?`,
 
 		stmtNodePut: `INSERT INTO nodes (tenant_id, execution_id, ` + nodeCols + `)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -133,8 +150,8 @@ func statements() [numStmts]string {
 		stmtJournalRead: `SELECT ` + journalCols + ` FROM journal
 			WHERE tenant_id = ? AND execution_id = ? AND seq > ? ORDER BY seq LIMIT ?`,
 
-		stmtTaskInsert: `INSERT INTO tasks (tenant_id, id, execution_id, node, attempt, action, params, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		stmtTaskInsert: `INSERT INTO tasks (tenant_id, id, execution_id, node, attempt, action, params, timeout, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		stmtTaskGet: `SELECT ` + taskCols + ` FROM tasks WHERE id = ?`,
 		stmtTaskReady: `SELECT ` + taskCols + ` FROM tasks
 			WHERE lease_token = 0 ORDER BY seq LIMIT ?`,
@@ -151,6 +168,18 @@ func statements() [numStmts]string {
 		stmtTaskDelete:          `DELETE FROM tasks WHERE id = ?`,
 		stmtTaskDeleteToken:     `DELETE FROM tasks WHERE id = ? AND lease_token = ?`,
 		stmtTaskDeleteExecution: `DELETE FROM tasks WHERE tenant_id = ? AND execution_id = ?`,
+
+		stmtTimerInsert: `INSERT INTO timers (` + timerCols + `) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		stmtTimerDue: `SELECT ` + timerCols + ` FROM timers
+			WHERE due_at <= ? ORDER BY due_at, id LIMIT ?`,
+		// "ORDER BY due_at, id LIMIT 1" would read the same one row but
+		// plans as a SCAN of timers_due; seeking MIN(due_at) first plans
+		// as two searches, so TestQueryPlans can hold this statement to
+		// the rule that catches real scans.
+		stmtTimerNext: `SELECT ` + timerCols + ` FROM timers
+			WHERE due_at = (SELECT MIN(due_at) FROM timers) ORDER BY id LIMIT 1`,
+		stmtTimerDelete:          `DELETE FROM timers WHERE id = ?`,
+		stmtTimerDeleteExecution: `DELETE FROM timers WHERE tenant_id = ? AND execution_id = ?`,
 
 		stmtCredentialPut: `INSERT INTO credentials (` + credCols + `) VALUES (?, ?, ?, ?, ?, ?)
 			ON CONFLICT (tenant_id, name) DO UPDATE SET

@@ -15,7 +15,8 @@ import (
 // storage.ErrNotFound.
 func (tx *Tx) CreateTask(ctx context.Context, t *storage.Task) error {
 	_, err := tx.stmt(ctx, stmtTaskInsert).ExecContext(ctx,
-		t.TenantID, t.ID, t.ExecutionID, t.Node, t.Attempt, t.Action, []byte(t.Params), unixNano(t.CreatedAt))
+		t.TenantID, t.ID, t.ExecutionID, t.Node, t.Attempt, t.Action, []byte(t.Params), int64(t.Timeout),
+		unixNano(t.CreatedAt))
 	switch constraintOf(err) {
 	case uniqueViolation:
 		return fmt.Errorf("task %q already exists: %w", t.ID, storage.ErrConflict)
@@ -153,15 +154,17 @@ func scanTask(sc scanner) (*storage.Task, error) {
 	var (
 		t                storage.Task
 		params           []byte
+		timeout          int64
 		created, expires int64
 		token            int64
 	)
-	err := sc.Scan(&t.TenantID, &t.ID, &t.ExecutionID, &t.Node, &t.Attempt, &t.Action, &params, &created,
+	err := sc.Scan(&t.TenantID, &t.ID, &t.ExecutionID, &t.Node, &t.Attempt, &t.Action, &params, &timeout, &created,
 		&t.LeaseHolder, &token, &expires)
 	if err != nil {
 		return nil, err
 	}
 	t.Params = params
+	t.Timeout = time.Duration(timeout)
 	t.CreatedAt = fromUnixNano(created)
 	t.LeaseToken = uint64(token)
 	t.LeaseExpires = fromUnixNano(expires)

@@ -17,6 +17,9 @@ func executionTests() []test {
 		{"IdempotencyKey", testIdempotencyKey},
 		{"ListFiltersPaging", testListExecutions},
 		{"PutNode", testPutNode},
+		{"ChildExecutions", testChildExecutions},
+		{"PendingExecutions", testPendingExecutions},
+		{"CountExecutions", testCountExecutions},
 	}
 }
 
@@ -118,6 +121,8 @@ func testCreateGetExecution(t *testing.T, r storage.Repos) {
 	full.Output = json.RawMessage(`{"partial": [1, 2, 3]}`)
 	full.Error = "node d failed: boom"
 	full.IdempotencyKey = "order-42"
+	full.ParentID = "minimal"
+	full.ParentNode = "call-child"
 	full.CreatedAt = at(time.Second).In(zone)
 	full.UpdatedAt = at(2 * time.Second).In(zone)
 	full.FinishedAt = at(3*time.Second + 1)
@@ -161,6 +166,8 @@ func testIdempotencyKey(t *testing.T, r storage.Repos) {
 	ctx := t.Context()
 	first := newExecution("t1", "e1", "wf-a", 1)
 	first.IdempotencyKey = "key-1"
+	// A retried subworkflow start must get back its parent fields too.
+	first.ParentID, first.ParentNode = "parent", "call"
 	createExecution(t, r, first)
 
 	retry := newExecution("t1", "e2", "wf-a", 2)
@@ -215,6 +222,10 @@ func testListExecutions(t *testing.T, r storage.Repos) {
 		e := newExecution("t1", s.id, s.workflow, i)
 		e.Status = s.status
 		e.Nodes = map[string]*storage.NodeState{"a": {ID: "a", Status: "pending"}}
+		if s.workflow == "wf-b" {
+			// Children, so that listing is checked to return parent fields.
+			e.ParentID, e.ParentNode = "e-09", "call-b"
+		}
 		created[s.id] = createExecution(t, r, e)
 	}
 	createExecution(t, r, newExecution("t2", "e-04", "wf-a", 10))
@@ -277,6 +288,155 @@ func testPutNode(t *testing.T, r storage.Repos) {
 	n := &storage.NodeState{ID: "a", Status: "running"}
 	wantErr(t, "PutNode(missing execution)", r.PutNode(ctx, "t1", "nope", n), storage.ErrNotFound)
 	wantErr(t, "PutNode(other tenant)", r.PutNode(ctx, "t2", "e1", n), storage.ErrNotFound)
+}
+
+// checkExecutions fails t unless got lists want in order (compared by
+// tenant and id, then field by field), without node states.
+func checkExecutions(t *testing.T, label string, got, want []*storage.Execution) {
+	t.Helper()
+	wantIDs(t, label, ids(got, executionKey), ids(want, executionKey))
+	for i := range min(len(got), len(want)) {
+		checkExecution(t, fmt.Sprintf("%s[%d]", label, i), got[i], want[i], false)
+		if len(got[i].Nodes) != 0 {
+			t.Errorf("%s[%d]: %d node states, want none (not filled)", label, i, len(got[i].Nodes))
+		}
+	}
+}
+
+func testChildExecutions(t *testing.T, r storage.Repos) {
+	ctx := t.Context()
+	n := 0
+	child := func(tenant, id, parent, node string) *storage.Execution {
+		n++
+		e := newExecution(tenant, id, "sub", n)
+		e.ParentID, e.ParentNode = parent, node
+		e.Nodes = map[string]*storage.NodeState{"a": {ID: "a", Status: "pending"}}
+		return createExecution(t, r, e)
+	}
+	parent := createExecution(t, r, newExecution("t1", "p", "wf", 0))
+	// Created in an order unrelated to the ids, and interleaved with
+	// children of another parent and of the same parent id in another
+	// tenant.
+	c3 := child("t1", "c-3", "p", "call-a")
+	other := child("t1", "c-9", "q", "call-a")
+	foreign := child("t2", "c-1", "p", "call-a")
+	c1 := child("t1", "c-1", "p", "call-b")
+	grandchild := child("t1", "g-1", "c-1", "call-c")
+	c2 := child("t1", "c-2", "p", "call-a")
+
+	for _, e := range []*storage.Execution{parent, c1, grandchild, foreign} {
+		checkExecution(t, "GetExecution("+executionKey(e)+")", getExecution(t, r, e.TenantID, e.ID), e, true)
+	}
+	cases := []struct {
+		tenant, parent string
+		want           []*storage.Execution
+	}{
+		{"t1", "p", []*storage.Execution{c3, c1, c2}},
+		{"t1", "q", []*storage.Execution{other}},
+		{"t1", "c-1", []*storage.Execution{grandchild}},
+		{"t2", "p", []*storage.Execution{foreign}},
+		{"t3", "p", nil},
+		{"t1", "c-3", nil},
+		{"t1", "nope", nil},
+	}
+	for _, tc := range cases {
+		label := fmt.Sprintf("ChildExecutions(%s, %s)", tc.tenant, tc.parent)
+		got, err := r.ChildExecutions(ctx, tc.tenant, tc.parent)
+		wantErr(t, label, err, nil)
+		checkExecutions(t, label, got, tc.want)
+	}
+}
+
+// statusSpec is an execution for the tests of queries across tenants.
+type statusSpec struct{ tenant, id, status string }
+
+// createStatuses creates one execution per spec, in order, with nodes that
+// the queries must not fill, and returns them keyed by executionKey.
+func createStatuses(t *testing.T, r storage.Repos, specs []statusSpec) map[string]*storage.Execution {
+	t.Helper()
+	created := map[string]*storage.Execution{}
+	for i, s := range specs {
+		e := newExecution(s.tenant, s.id, "wf", i)
+		e.Status = s.status
+		e.Nodes = map[string]*storage.NodeState{"a": {ID: "a", Status: "pending"}}
+		created[executionKey(e)] = createExecution(t, r, e)
+	}
+	return created
+}
+
+// statusSpecs are executions of several tenants in several statuses,
+// created in an order unrelated to their ids and tenants.
+func statusSpecs() []statusSpec {
+	return []statusSpec{
+		{"t2", "e-5", "pending"},
+		{"t1", "e-3", "running"},
+		{"t1", "e-9", "pending"},
+		{"t3", "e-1", "pending"},
+		{"t1", "e-2", "succeeded"},
+		{"t1", "e-1", "pending"},
+		{"t2", "e-3", "running"},
+	}
+}
+
+func testPendingExecutions(t *testing.T, r storage.Repos) {
+	ctx := t.Context()
+	ex := createStatuses(t, r, statusSpecs())
+	pick := func(keys ...string) []*storage.Execution {
+		out := make([]*storage.Execution, len(keys))
+		for i, k := range keys {
+			out[i] = ex[k]
+		}
+		return out
+	}
+	check := func(label string, limit int, want []*storage.Execution) {
+		t.Helper()
+		got, err := r.PendingExecutions(ctx, limit)
+		wantErr(t, label, err, nil)
+		checkExecutions(t, label, got, want)
+	}
+	all := pick("t2/e-5", "t1/e-9", "t3/e-1", "t1/e-1")
+	for _, limit := range []int{0, -1, 4, 100} {
+		check(fmt.Sprintf("PendingExecutions(%d)", limit), limit, all)
+	}
+	check("PendingExecutions(2)", 2, all[:2])
+	check("PendingExecutions(1)", 1, all[:1])
+
+	// Leaving pending removes an execution; coming back puts it where its
+	// age says, not at the end.
+	start := storage.JournalEntry{Type: "execution.running", At: at(time.Second)}
+	if ok, err := r.Transition(ctx, "t2", "e-5", "pending", "running", start, nil); err != nil || !ok {
+		t.Fatalf("Transition(t2/e-5, pending, running) = %v, %v; want true", ok, err)
+	}
+	back := storage.JournalEntry{Type: "execution.pending", At: at(time.Second)}
+	if ok, err := r.Transition(ctx, "t1", "e-3", "running", "pending", back, nil); err != nil || !ok {
+		t.Fatalf("Transition(t1/e-3, running, pending) = %v, %v; want true", ok, err)
+	}
+	got, err := r.PendingExecutions(ctx, 0)
+	wantErr(t, "PendingExecutions after transitions", err, nil)
+	wantIDs(t, "PendingExecutions after transitions", ids(got, executionKey), []string{"t1/e-3", "t1/e-9", "t3/e-1", "t1/e-1"})
+}
+
+func testCountExecutions(t *testing.T, r storage.Repos) {
+	ctx := t.Context()
+	count := func(label string, want map[string]int) {
+		t.Helper()
+		for status, n := range want {
+			got, err := r.CountExecutions(ctx, status)
+			wantErr(t, fmt.Sprintf("%s: CountExecutions(%q)", label, status), err, nil)
+			if got != n {
+				t.Errorf("%s: CountExecutions(%q) = %d, want %d", label, status, got, n)
+			}
+		}
+	}
+	count("empty store", map[string]int{"pending": 0, "running": 0})
+	createStatuses(t, r, statusSpecs())
+	count("created", map[string]int{"pending": 4, "running": 2, "succeeded": 1, "failed": 0, "": 0, "Pending": 0})
+
+	done := storage.JournalEntry{Type: "execution.succeeded", At: at(time.Second)}
+	if ok, err := r.Transition(ctx, "t2", "e-3", "running", "succeeded", done, nil); err != nil || !ok {
+		t.Fatalf("Transition(t2/e-3, running, succeeded) = %v, %v; want true", ok, err)
+	}
+	count("after a transition", map[string]int{"pending": 4, "running": 1, "succeeded": 2})
 }
 
 // endEntry is the journal entry of a transition to status.

@@ -35,6 +35,7 @@ func Run(t *testing.T, newRepos func(t *testing.T) storage.Repos) {
 		{"Transition", transitionTests()},
 		{"Journal", journalTests()},
 		{"Tasks", taskTests()},
+		{"Timers", timerTests()},
 		{"Credentials", credentialTests()},
 	}
 	for _, g := range groups {
@@ -156,6 +157,8 @@ func checkExecution(t *testing.T, label string, got, want *storage.Execution, wi
 	cmpJSON(&d, "Output", got.Output, want.Output)
 	cmpVal(&d, "Error", got.Error, want.Error)
 	cmpVal(&d, "IdempotencyKey", got.IdempotencyKey, want.IdempotencyKey)
+	cmpVal(&d, "ParentID", got.ParentID, want.ParentID)
+	cmpVal(&d, "ParentNode", got.ParentNode, want.ParentNode)
 	cmpTime(&d, "CreatedAt", got.CreatedAt, want.CreatedAt)
 	cmpTime(&d, "UpdatedAt", got.UpdatedAt, want.UpdatedAt)
 	cmpTime(&d, "FinishedAt", got.FinishedAt, want.FinishedAt)
@@ -207,10 +210,28 @@ func checkTask(t *testing.T, label string, got, want *storage.Task) {
 	cmpVal(&d, "Attempt", got.Attempt, want.Attempt)
 	cmpVal(&d, "Action", got.Action, want.Action)
 	cmpJSON(&d, "Params", got.Params, want.Params)
+	cmpVal(&d, "Timeout", got.Timeout, want.Timeout)
 	cmpTime(&d, "CreatedAt", got.CreatedAt, want.CreatedAt)
 	cmpVal(&d, "LeaseHolder", got.LeaseHolder, want.LeaseHolder)
 	cmpVal(&d, "LeaseToken", got.LeaseToken, want.LeaseToken)
 	cmpTime(&d, "LeaseExpires", got.LeaseExpires, want.LeaseExpires)
+	d.report(t, label)
+}
+
+func checkTimer(t *testing.T, label string, got, want *storage.Timer) {
+	t.Helper()
+	if got == nil {
+		t.Errorf("%s: got nil timer", label)
+		return
+	}
+	var d diffs
+	cmpVal(&d, "TenantID", got.TenantID, want.TenantID)
+	cmpVal(&d, "ID", got.ID, want.ID)
+	cmpVal(&d, "ExecutionID", got.ExecutionID, want.ExecutionID)
+	cmpVal(&d, "Node", got.Node, want.Node)
+	cmpVal(&d, "Attempt", got.Attempt, want.Attempt)
+	cmpVal(&d, "Kind", got.Kind, want.Kind)
+	cmpTime(&d, "DueAt", got.DueAt, want.DueAt)
 	d.report(t, label)
 }
 
@@ -243,7 +264,9 @@ func ids[T any](records []T, id func(T) string) []string {
 
 func workflowID(w *storage.Workflow) string       { return w.ID }
 func executionID(e *storage.Execution) string     { return e.ID }
+func executionKey(e *storage.Execution) string    { return e.TenantID + "/" + e.ID }
 func taskID(t *storage.Task) string               { return t.ID }
+func timerID(t *storage.Timer) string             { return t.ID }
 func credentialName(c *storage.Credential) string { return c.Name }
 
 // wantIDs fails t unless got lists exactly want, in order.

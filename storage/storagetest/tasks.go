@@ -25,7 +25,8 @@ func taskTests() []test {
 }
 
 // newTask returns the first attempt of node n of e, created n seconds after
-// the epoch.
+// the epoch. Its timeout has nanoseconds so that a driver that rounds it
+// fails, and is 0 (the worker's default) for node 0.
 func newTask(e *storage.Execution, n int) *storage.Task {
 	node := fmt.Sprintf("node-%d", n)
 	return &storage.Task{
@@ -36,6 +37,7 @@ func newTask(e *storage.Execution, n int) *storage.Task {
 		Attempt:     1,
 		Action:      "http.request",
 		Params:      json.RawMessage(fmt.Sprintf(`{"url": "https://example.com/%d", "method": "GET"}`, n)),
+		Timeout:     time.Duration(n)*time.Minute + time.Duration(n),
 		CreatedAt:   at(time.Duration(n) * time.Second),
 	}
 }

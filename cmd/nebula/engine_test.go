@@ -1,0 +1,119 @@
+package main
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+)
+
+// journalTimes returns, per attempt, when it started and when it finished.
+func attemptTimes(t *testing.T, p *proc, id, node string) (started, finished map[int]time.Time) {
+	t.Helper()
+	var j struct {
+		Items []struct {
+			journalEntry
+			At time.Time `json:"at"`
+		}
+	}
+	p.mustCall("GET", "/v1/executions/"+id+"/journal", "", 200, &j)
+	started, finished = map[int]time.Time{}, map[int]time.Time{}
+	for _, it := range j.Items {
+		if it.Node != node {
+			continue
+		}
+		switch it.Type {
+		case "node_attempt_started":
+			started[it.Attempt] = it.At
+		case "node_attempt_finished":
+			finished[it.Attempt] = it.At
+		}
+	}
+	return started, finished
+}
+
+func TestRetryWithBackoff(t *testing.T) {
+	p := startDesktop(t, t.TempDir())
+	p.mustCall("PUT", "/v1/workflows/flaky", `{"nodes":[{"id":"f","action":"builtin.fail","params":{"times":2},
+	  "retry":{"max_attempts":3,"backoff":"200ms","max_backoff":"10s"}}]}`, 200, nil)
+	var e execution
+	p.mustCall("POST", "/v1/workflows/flaky/executions?wait=20s", `{}`, 200, &e)
+	if e.Status != "succeeded" || string(e.Output) != `{"attempt":3}` {
+		t.Fatalf("status %s output %s (error %v), want succeeded {\"attempt\":3}", e.Status, e.Output, e.Error)
+	}
+	started, finished := attemptTimes(t, p, e.ID, "f")
+	if len(started) != 3 || len(finished) != 3 {
+		t.Fatalf("journal has %d started and %d finished attempts, want 3 and 3", len(started), len(finished))
+	}
+	// The gap before attempt k+1 is the backoff 200ms doubled k-1 times,
+	// plus at most 20% jitter.
+	for k, base := range map[int]time.Duration{1: 200 * time.Millisecond, 2: 400 * time.Millisecond} {
+		gap := started[k+1].Sub(finished[k])
+		if gap < base || gap > base*12/10+time.Second {
+			t.Errorf("gap after attempt %d = %s, want about %s", k, gap, base)
+		}
+	}
+}
+
+func TestWorkflowTimeoutAndCancel(t *testing.T) {
+	p := startDesktop(t, t.TempDir())
+	p.mustCall("PUT", "/v1/workflows/sleepy", `{"timeout":"1s","nodes":[{"id":"wait","action":"builtin.delay","params":{"duration":"30s"}}]}`, 200, nil)
+	var e execution
+	p.mustCall("POST", "/v1/workflows/sleepy/executions?wait=20s", `{}`, 200, &e)
+	if e.Status != "timed_out" || e.nodeStatus(t, "wait") != "cancelled" {
+		t.Fatalf("past the workflow timeout: %s, node %s", e.Status, e.nodeStatus(t, "wait"))
+	}
+
+	p.mustCall("PUT", "/v1/workflows/long", `{"nodes":[{"id":"wait","action":"builtin.delay","params":{"duration":"30s"}}]}`, 200, nil)
+	p.mustCall("POST", "/v1/workflows/long/executions", `{}`, 201, &e)
+	var c execution
+	p.mustCall("POST", "/v1/executions/"+e.ID+"/cancel", "", 200, &c)
+	if c.Status != "cancelled" {
+		t.Fatalf("cancel answered %s, want cancelled", c.Status)
+	}
+	var j struct{ Items []journalEntry }
+	p.mustCall("GET", "/v1/executions/"+e.ID+"/journal", "", 200, &j)
+	n := len(j.Items)
+	if n < 2 || j.Items[n-2].Type != "cancellation_requested" || j.Items[n-1].Type != "execution_cancelled" {
+		t.Fatalf("journal ends %v", j.Items)
+	}
+	// Cancelling again is harmless; a missing execution is 404.
+	p.mustCall("POST", "/v1/executions/"+e.ID+"/cancel", "", 200, &c)
+	p.mustCall("POST", "/v1/executions/nope/cancel", "", 404, nil)
+}
+
+// TestDelaysSurviveKill9 parks executions in durable timers, kills the
+// process, and checks they all finish after a restart, each timer once.
+func TestDelaysSurviveKill9(t *testing.T) {
+	dir := t.TempDir()
+	p := startDesktop(t, dir)
+	p.mustCall("PUT", "/v1/workflows/park", `{"nodes":[{"id":"wait","action":"builtin.delay","params":{"duration":"2s"}},
+	  {"id":"after","action":"builtin.set","params":{"value":"{{ input.i }}"}}],"connections":[{"from":"wait","to":"after"}]}`, 200, nil)
+	const n = 100
+	ids := make([]string, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var e execution
+			p.mustCall("POST", "/v1/workflows/park/executions", fmt.Sprintf(`{"input":{"i":%d}}`, i), 201, &e)
+			ids[i] = e.ID
+		}()
+	}
+	wg.Wait()
+	p.kill()
+
+	p = startDesktop(t, dir)
+	for i, id := range ids {
+		var e execution
+		p.mustCall("GET", "/v1/executions/"+id+"?wait=30s", "", 200, &e)
+		if e.Status != "succeeded" || string(e.Output) != fmt.Sprint(i) {
+			t.Fatalf("execution %s: %s output %s (error %v)", id, e.Status, e.Output, e.Error)
+		}
+		started, finished := attemptTimes(t, p, id, "wait")
+		if len(started) != 1 || len(finished) != 1 {
+			t.Fatalf("execution %s: the delay ran %d/%d times", id, len(started), len(finished))
+		}
+	}
+}

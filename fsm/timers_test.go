@@ -1,0 +1,175 @@
+package fsm
+
+import (
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/nebula-engine/nebula/engine"
+	"github.com/nebula-engine/nebula/storage"
+)
+
+func (h *harness) execution(id string) *storage.Execution {
+	h.t.Helper()
+	e, err := h.store.GetExecution(context.Background(), "default", id)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return e
+}
+
+func (h *harness) journal(id string) []storage.JournalEntry {
+	h.t.Helper()
+	j, err := h.store.Journal(context.Background(), "default", id, 0, 0)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return j
+}
+
+// claimOne claims the one ready task.
+func (h *harness) claimOne() *storage.Task {
+	h.t.Helper()
+	tasks := h.apply(&engine.ClaimTasks{Holder: "w", Max: 10, TTL: time.Minute})[0].Tasks
+	if len(tasks) != 1 {
+		h.t.Fatalf("claimed %d tasks, want 1", len(tasks))
+	}
+	return tasks[0]
+}
+
+func TestRetryWaitsForBackoffTimer(t *testing.T) {
+	h := newHarness(t, filepath.Join(t.TempDir(), "s.db"))
+	def := `{"id":"r","nodes":[{"id":"a","action":"builtin.noop","retry":{"max_attempts":3,"backoff":"1s","max_backoff":"10s"}}]}`
+	h.apply(&engine.PutWorkflow{Tenant: "default", ID: "r", Definition: json.RawMessage(def)})
+	h.apply(&engine.StartExecution{Tenant: "default", ExecutionID: "e1", WorkflowID: "r"})
+
+	// Backoff 1s doubles: 1s after attempt 1, 2s after attempt 2 (jitter 0).
+	for _, wantGap := range []time.Duration{time.Second, 2 * time.Second} {
+		task := h.claimOne()
+		h.apply(&engine.CompleteTask{TaskID: task.ID, Token: task.LeaseToken, Error: "flaky", Retryable: true, Jitter: 0})
+		if e := h.execution("e1"); e.Nodes["a"].Status != "running" {
+			t.Fatalf("node during backoff = %s, want running", e.Nodes["a"].Status)
+		}
+		// Nothing is ready before the backoff has passed.
+		h.now = h.now.Add(wantGap - 10*time.Millisecond)
+		if res := h.apply(&engine.FireTimers{Max: 10}); res[0].Fired != 0 {
+			t.Fatalf("timer fired %s early", 10*time.Millisecond)
+		}
+		if tasks := h.apply(&engine.ClaimTasks{Holder: "w", Max: 10, TTL: time.Minute})[0].Tasks; len(tasks) != 0 {
+			t.Fatal("next attempt ready before its backoff")
+		}
+		h.now = h.now.Add(10 * time.Millisecond)
+		if res := h.apply(&engine.FireTimers{Max: 10}); res[0].Fired != 1 {
+			t.Fatalf("fired %d timers after the backoff, want 1", res[0].Fired)
+		}
+		// A timer fires once.
+		if res := h.apply(&engine.FireTimers{Max: 10}); res[0].Fired != 0 {
+			t.Fatal("timer fired twice")
+		}
+	}
+	task := h.claimOne()
+	if task.Attempt != 3 {
+		t.Fatalf("third task is attempt %d", task.Attempt)
+	}
+	h.apply(&engine.CompleteTask{TaskID: task.ID, Token: task.LeaseToken, Error: "still flaky", Retryable: true})
+	e := h.execution("e1")
+	if e.Status != "failed" || e.Nodes["a"].Attempts != 3 {
+		t.Fatalf("after 3 failed attempts: %s, %d attempts", e.Status, e.Nodes["a"].Attempts)
+	}
+}
+
+func TestNonRetryableErrorFailsAtOnce(t *testing.T) {
+	h := newHarness(t, filepath.Join(t.TempDir(), "s.db"))
+	def := `{"id":"r","nodes":[{"id":"a","action":"builtin.noop","retry":{"max_attempts":5}}]}`
+	h.apply(&engine.PutWorkflow{Tenant: "default", ID: "r", Definition: json.RawMessage(def)})
+	h.apply(&engine.StartExecution{Tenant: "default", ExecutionID: "e1", WorkflowID: "r"})
+	task := h.claimOne()
+	h.apply(&engine.CompleteTask{TaskID: task.ID, Token: task.LeaseToken, Error: "404 Not Found"})
+	if e := h.execution("e1"); e.Status != "failed" || e.Nodes["a"].Attempts != 1 {
+		t.Fatalf("non-retryable failure: %s after %d attempts", e.Status, e.Nodes["a"].Attempts)
+	}
+}
+
+func TestDelayIsADurableTimer(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.db")
+	h := newHarness(t, path)
+	def := `{"id":"d","nodes":[{"id":"wait","action":"builtin.delay","params":{"duration":"30s"}},{"id":"after","action":"builtin.noop"}],
+	  "connections":[{"from":"wait","to":"after"}]}`
+	h.apply(&engine.PutWorkflow{Tenant: "default", ID: "d", Definition: json.RawMessage(def)})
+	h.apply(&engine.StartExecution{Tenant: "default", ExecutionID: "e1", WorkflowID: "d"})
+	if tasks := h.apply(&engine.ClaimTasks{Holder: "w", Max: 10, TTL: time.Minute})[0].Tasks; len(tasks) != 0 {
+		t.Fatalf("a delay made %d tasks; it must hold no worker", len(tasks))
+	}
+	next, err := h.store.NextTimer(context.Background())
+	if err != nil || !next.DueAt.Equal(h.now.Add(30*time.Second-time.Millisecond)) {
+		t.Fatalf("next timer %+v, %v", next, err)
+	}
+	h.now = h.now.Add(30 * time.Second)
+	h.apply(&engine.FireTimers{Max: 10})
+	if e := h.execution("e1"); e.Nodes["wait"].Status != "succeeded" {
+		t.Fatalf("delay after its time: %s", e.Nodes["wait"].Status)
+	}
+	h.runToEnd()
+	if e := h.execution("e1"); e.Status != "succeeded" {
+		t.Fatalf("execution: %s", e.Status)
+	}
+}
+
+func TestCancelDropsTimersAndTasks(t *testing.T) {
+	h := newHarness(t, filepath.Join(t.TempDir(), "s.db"))
+	def := `{"id":"c","nodes":[{"id":"wait","action":"builtin.delay","params":{"duration":"30s"}},{"id":"work","action":"builtin.noop"}]}`
+	h.apply(&engine.PutWorkflow{Tenant: "default", ID: "c", Definition: json.RawMessage(def)})
+	h.apply(&engine.StartExecution{Tenant: "default", ExecutionID: "e1", WorkflowID: "c"})
+	task := h.claimOne()
+	h.apply(&engine.CancelExecution{Tenant: "default", ExecutionID: "e1"})
+	e := h.execution("e1")
+	if e.Status != "cancelled" || e.Nodes["wait"].Status != "cancelled" || e.Nodes["work"].Status != "cancelled" {
+		t.Fatalf("after cancel: %s, wait %s, work %s", e.Status, e.Nodes["wait"].Status, e.Nodes["work"].Status)
+	}
+	late := h.applyRaw(&engine.CompleteTask{TaskID: task.ID, Token: task.LeaseToken, Output: json.RawMessage(`{}`)})
+	if late[0].Err == nil {
+		t.Fatal("late result of a cancelled execution accepted")
+	}
+	if _, err := h.store.NextTimer(context.Background()); err == nil {
+		t.Fatal("a timer outlived the cancelled execution")
+	}
+	j := h.journal("e1")
+	if j[len(j)-2].Type != "cancellation_requested" || j[len(j)-1].Type != "execution_cancelled" {
+		t.Fatalf("journal ends %s, %s", j[len(j)-2].Type, j[len(j)-1].Type)
+	}
+}
+
+func TestTimeouts(t *testing.T) {
+	h := newHarness(t, filepath.Join(t.TempDir(), "s.db"))
+	def := `{"id":"t","timeout":"1m","nodes":[{"id":"slow","action":"builtin.noop","timeout":"2s","retry":{"max_attempts":2,"backoff":"1s"}},
+	  {"id":"long","action":"builtin.delay","params":{"duration":"1h"}}]}`
+	h.apply(&engine.PutWorkflow{Tenant: "default", ID: "t", Definition: json.RawMessage(def)})
+	h.apply(&engine.StartExecution{Tenant: "default", ExecutionID: "e1", WorkflowID: "t"})
+	first := h.claimOne()
+	h.now = h.now.Add(2 * time.Second)
+	h.apply(&engine.FireTimers{Max: 10}) // attempt 1 times out
+	if res := h.applyRaw(&engine.CompleteTask{TaskID: first.ID, Token: first.LeaseToken, Output: json.RawMessage(`1`)}); res[0].Err == nil {
+		t.Fatal("late result of a timed-out attempt accepted")
+	}
+	h.now = h.now.Add(1200 * time.Millisecond)
+	h.apply(&engine.FireTimers{Max: 10}) // backoff over: attempt 2
+	h.claimOne()
+	h.now = h.now.Add(2 * time.Second)
+	h.apply(&engine.FireTimers{Max: 10}) // attempt 2 times out: node fails
+	e := h.execution("e1")
+	if e.Status != "failed" || e.Nodes["slow"].Attempts != 2 {
+		t.Fatalf("after two timeouts: %s with %d attempts (error %q)", e.Status, e.Nodes["slow"].Attempts, e.Error)
+	}
+
+	// The workflow's own timeout.
+	def2 := `{"id":"w","timeout":"1m","nodes":[{"id":"long","action":"builtin.delay","params":{"duration":"1h"}}]}`
+	h.apply(&engine.PutWorkflow{Tenant: "default", ID: "w", Definition: json.RawMessage(def2)})
+	h.apply(&engine.StartExecution{Tenant: "default", ExecutionID: "e2", WorkflowID: "w"})
+	h.now = h.now.Add(time.Minute)
+	h.apply(&engine.FireTimers{Max: 10})
+	if e := h.execution("e2"); e.Status != "timed_out" || e.Nodes["long"].Status != "cancelled" {
+		t.Fatalf("past the workflow timeout: %s, node %s", e.Status, e.Nodes["long"].Status)
+	}
+}
