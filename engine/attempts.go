@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nebula-engine/nebula/storage"
@@ -29,8 +30,15 @@ const (
 	timerDeadline = "deadline" // the execution's time limit
 )
 
-// actionDelay is run by the state machine itself: a durable timer, no task.
-const actionDelay = "builtin.delay"
+// Actions the state machine runs itself, without a task: a delay is a
+// durable timer, a sub-workflow is a child execution.
+const (
+	actionDelay       = "builtin.delay"
+	actionSubworkflow = "builtin.subworkflow"
+	// maxDepth bounds nested sub-workflows, so a workflow that starts
+	// itself ends with an error instead of forever.
+	maxDepth = 16
+)
 
 func timerID(kind, execID, node string, attempt int) string {
 	if node == "" {
@@ -304,6 +312,12 @@ func (a *applier) startAttempt(exec *storage.Execution, n *storage.NodeState, ac
 	if err := a.appendJournal(exec, a.entry(EntryNodeAttemptStarted, n.ID, n.Attempts, key, map[string]any{"inputs": params})); err != nil {
 		return err
 	}
+	if action == actionSubworkflow {
+		if err := a.tx.PutNode(a.ctx, exec.TenantID, exec.ID, n); err != nil {
+			return err
+		}
+		return a.startChild(exec, n, key, params)
+	}
 	if action == actionDelay {
 		d, err := delayOf(params)
 		if err != nil {
@@ -570,6 +584,143 @@ func (a *applier) end(exec *storage.Execution, status ExecutionStatus, output js
 		}
 	}
 	a.emit(EventExecutionFinished, exec.TenantID, exec.ID)
+	// Children do not outlive their parent.
+	children, err := a.tx.ChildExecutions(a.ctx, exec.TenantID, exec.ID)
+	if err != nil {
+		return err
+	}
+	for _, child := range children {
+		if ExecutionStatus(child.Status).Terminal() {
+			continue
+		}
+		c, _, err := a.load(child.TenantID, child.ID)
+		if err != nil {
+			return err
+		}
+		reason := fmt.Sprintf("parent execution %s ended %s", exec.ID, status)
+		if err := a.appendJournal(c, a.entry(EntryCancellationRequested, "", 0, "", map[string]any{"reason": reason})); err != nil {
+			return err
+		}
+		if err := a.end(c, StatusCancelled, nil, reason); err != nil {
+			return err
+		}
+	}
+	return a.childEnded(exec, status, output, errMsg)
+}
+
+// childID is the id of the execution a sub-workflow attempt starts: made
+// from the attempt, since applying cannot draw new ids.
+func childID(parentID, node string, attempt int) string {
+	return parentID + "." + node + "." + strconv.Itoa(attempt)
+}
+
+// startChild starts the child execution of a builtin.subworkflow attempt.
+// With wait (the default) the node runs until the child ends; without, it
+// succeeds at once with the child's id.
+func (a *applier) startChild(parent *storage.Execution, n *storage.NodeState, key string, params json.RawMessage) error {
+	var p struct {
+		Workflow string          `json:"workflow"`
+		Input    json.RawMessage `json:"input"`
+		Wait     *bool           `json:"wait"`
+	}
+	fail := func(format string, args ...any) error {
+		return a.failAttempt(parent, n, nil, key, fmt.Sprintf("builtin.subworkflow: "+format, args...), false, 0)
+	}
+	if err := json.Unmarshal(params, &p); err != nil {
+		return fail("params: %v", err)
+	}
+	if p.Workflow == "" {
+		return fail("params: workflow is required")
+	}
+	if in := strings.TrimSpace(string(p.Input)); in != "" && in != "null" && in[0] != '{' {
+		return fail("params: input must be an object")
+	}
+	depth := 1
+	for cur := parent; cur.ParentID != ""; depth++ {
+		if depth >= maxDepth {
+			return fail("sub-workflows nested deeper than %d", maxDepth)
+		}
+		next, err := a.tx.GetExecution(a.ctx, cur.TenantID, cur.ParentID)
+		if errors.Is(err, storage.ErrNotFound) {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		cur = next
+	}
+	wf, err := a.tx.GetWorkflow(a.ctx, parent.TenantID, p.Workflow, 0)
+	if errors.Is(err, storage.ErrNotFound) {
+		return fail("workflow %q not found", p.Workflow)
+	}
+	if err != nil {
+		return err
+	}
+	child := &storage.Execution{
+		TenantID:   parent.TenantID,
+		ID:         childID(parent.ID, n.ID, n.Attempts),
+		Input:      p.Input,
+		ParentID:   parent.ID,
+		ParentNode: n.ID,
+	}
+	_, refusal, err := a.create(child, wf)
+	if err != nil {
+		return err
+	}
+	if refusal != nil {
+		return fail("%v", refusal)
+	}
+	if p.Wait != nil && !*p.Wait {
+		out, _ := json.Marshal(map[string]string{"execution_id": child.ID})
+		return a.succeedAttempt(parent, n, key, out)
+	}
+	// The child may have ended already, recording its result on this
+	// node in the store: read the node back so the caller decides on
+	// what is stored, not on this stale copy.
+	fresh, err := a.tx.GetExecution(a.ctx, parent.TenantID, parent.ID)
+	if err != nil {
+		return err
+	}
+	if fn := fresh.Nodes[n.ID]; fn != nil {
+		*n = *fn
+	}
+	return nil
+}
+
+// childEnded records the end of a sub-workflow's child on its parent's
+// node, and queues the parent to be advanced once the current command's
+// own work is done (the parent may be the execution being advanced now).
+func (a *applier) childEnded(child *storage.Execution, status ExecutionStatus, output json.RawMessage, errMsg string) error {
+	if child.ParentID == "" {
+		return nil
+	}
+	parent, wf, err := a.load(child.TenantID, child.ParentID)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	n := parent.Nodes[child.ParentNode]
+	if ExecutionStatus(parent.Status).Terminal() || n == nil || NodeStatus(n.Status) != NodeRunning ||
+		childID(parent.ID, n.ID, n.Attempts) != child.ID {
+		return nil // not waiting for this child (wait: false, or an older attempt)
+	}
+	key := AttemptKey(parent.ID, n.ID, n.Attempts)
+	if status == StatusSucceeded {
+		err = a.succeedAttempt(parent, n, key, output)
+	} else {
+		plan, perr := a.m.plan(wf)
+		if perr != nil {
+			return perr
+		}
+		node, _ := plan.Node(n.ID)
+		err = a.failAttempt(parent, n, node, key, fmt.Sprintf("child execution %s %s: %s", child.ID, status, errMsg), false, 0)
+	}
+	if err != nil {
+		return err
+	}
+	a.followUps = append(a.followUps, execRef{tenant: parent.TenantID, id: parent.ID})
 	return nil
 }
 

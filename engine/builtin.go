@@ -26,11 +26,12 @@ func (f ActionFunc) Run(ctx context.Context, params json.RawMessage) (json.RawMe
 type Actions map[string]Action
 
 // Has reports whether a workflow may use the action: the set holds it, or
-// the engine runs it itself (builtin.delay is a durable timer, no task).
+// the engine runs it itself (builtin.delay is a durable timer and
+// builtin.subworkflow a child execution: neither is a task).
 // It is the KnownAction of Options.
 func (a Actions) Has(name string) bool {
 	_, ok := a[name]
-	return ok || name == actionDelay
+	return ok || name == actionDelay || name == actionSubworkflow
 }
 
 // Names returns the action names, sorted.
@@ -43,8 +44,19 @@ func (a Actions) Names() []string {
 	return names
 }
 
-// Builtins returns the builtin actions. builtin.log writes to logger.
-func Builtins(logger *slog.Logger) Actions {
+// BuiltinsConfig configures the builtin actions.
+type BuiltinsConfig struct {
+	// Logger receives builtin.log's messages; nil discards them.
+	Logger *slog.Logger
+	// HTTP configures builtin.http, including whether it may reach
+	// private addresses.
+	HTTP HTTPConfig
+}
+
+// Builtins returns the builtin actions that workers run. (builtin.delay and
+// builtin.subworkflow are run by the state machine itself.)
+func Builtins(cfg BuiltinsConfig) Actions {
+	logger := cfg.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -55,31 +67,8 @@ func Builtins(logger *slog.Logger) Actions {
 			return runLog(ctx, logger, params)
 		}),
 		"builtin.fail": ActionFunc(runFail),
+		"builtin.http": NewHTTPAction(cfg.HTTP),
 	}
-}
-
-// runFail fails attempts 1..times (every attempt when times is absent)
-// with a retryable error, then succeeds: a test double for flaky steps.
-func runFail(ctx context.Context, params json.RawMessage) (json.RawMessage, error) {
-	var p struct {
-		Message string `json:"message"`
-		Times   *int   `json:"times"`
-	}
-	if err := json.Unmarshal(params, &p); err != nil {
-		return nil, paramError("builtin.fail", err)
-	}
-	n := 1
-	if at, ok := AttemptFrom(ctx); ok {
-		n = at.Number
-	}
-	if p.Times == nil || n <= *p.Times {
-		msg := p.Message
-		if msg == "" {
-			msg = "builtin.fail: failing as asked"
-		}
-		return nil, Retryable(fmt.Errorf("%s (attempt %d)", msg, n))
-	}
-	return json.Marshal(map[string]int{"attempt": n})
 }
 
 // runSet returns its (already resolved) value.
@@ -114,4 +103,28 @@ func runLog(ctx context.Context, logger *slog.Logger, params json.RawMessage) (j
 	}
 	logger.InfoContext(ctx, msg, "action", "builtin.log")
 	return json.Marshal(map[string]string{"message": msg})
+}
+
+// runFail fails attempts 1..times (every attempt when times is absent)
+// with a retryable error, then succeeds: a stand-in for flaky steps.
+func runFail(ctx context.Context, params json.RawMessage) (json.RawMessage, error) {
+	var p struct {
+		Message string `json:"message"`
+		Times   *int   `json:"times"`
+	}
+	if err := json.Unmarshal(params, &p); err != nil {
+		return nil, paramError("builtin.fail", err)
+	}
+	n := 1
+	if at, ok := AttemptFrom(ctx); ok {
+		n = at.Number
+	}
+	if p.Times == nil || n <= *p.Times {
+		msg := p.Message
+		if msg == "" {
+			msg = "builtin.fail: failing as asked"
+		}
+		return nil, Retryable(fmt.Errorf("%s (attempt %d)", msg, n))
+	}
+	return json.Marshal(map[string]int{"attempt": n})
 }

@@ -226,8 +226,8 @@ func (a *httpAction) Run(ctx context.Context, params json.RawMessage) (json.RawM
 	}
 
 	out := httpOutput{Status: resp.StatusCode, Headers: make(map[string]string, len(resp.Header))}
-	for name, values := range resp.Header {
-		out.Headers[http.CanonicalHeaderKey(name)] = strings.Join(values, ", ")
+	for name, values := range resp.Header { // net/http has canonicalized the names
+		out.Headers[name] = strings.Join(values, ", ")
 	}
 	switch {
 	case isJSONMediaType(resp.Header.Get("Content-Type")) && json.Valid(data):
@@ -244,9 +244,9 @@ func (a *httpAction) tooLarge() error {
 	return fmt.Errorf("response body exceeds the limit of %d bytes", a.maxResponse)
 }
 
-// vetLiteral refuses a URL whose host is a forbidden IP address before any
-// connection is attempted; the dial-time check would refuse it too, but
-// this one also holds for addresses the dialer never gets to.
+// vetLiteral refuses a URL whose host is a forbidden IP address. The
+// dial-time check would refuse it too; refusing here first means such a
+// request does not even get a socket.
 func (a *httpAction) vetLiteral(u *url.URL) error {
 	if a.refuse == nil {
 		return nil
@@ -373,7 +373,7 @@ var (
 // address (mapped, compatible, NAT64, 6to4) are judged by that address,
 // since they may lead to it.
 func privateAddrReason(ip netip.Addr) string {
-	ip = ip.WithZone("")
+	ip = ip.WithZone("") // Prefix.Contains never matches an address with a zone
 	switch {
 	case ip.IsUnspecified():
 		return "an unspecified address"
@@ -595,9 +595,10 @@ func isToken(s string) bool {
 	if s == "" {
 		return false
 	}
-	for _, r := range s {
-		if r >= utf8.RuneSelf || !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' ||
-			strings.ContainsRune("!#$%&'*+-.^_`|~", r)) {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
+			strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
 			return false
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 )
@@ -346,8 +347,9 @@ func TestHTTPTimeoutAndCancel(t *testing.T) {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/slow", hang)
+	signalStarted := sync.OnceFunc(func() { close(started) })
 	mux.HandleFunc("/slow-started", func(w http.ResponseWriter, r *http.Request) {
-		close(started)
+		signalStarted()
 		hang(w, r)
 	})
 	srv := httptest.NewServer(mux)

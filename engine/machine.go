@@ -91,7 +91,33 @@ func (m *Machine) Apply(ctx context.Context, tx storage.Repos, st Stamp, cmd Com
 	default:
 		return Result{}, nil, fmt.Errorf("engine: no handler for command %T", cmd)
 	}
+	if err == nil {
+		err = a.runFollowUps()
+	}
 	return res, a.events, err
+}
+
+// execRef names an execution.
+type execRef struct{ tenant, id string }
+
+// runFollowUps advances the parents whose sub-workflow ended during the
+// command; advancing one may end it and queue its own parent.
+func (a *applier) runFollowUps() error {
+	for len(a.followUps) > 0 {
+		ref := a.followUps[0]
+		a.followUps = a.followUps[1:]
+		exec, wf, err := a.load(ref.tenant, ref.id)
+		if err != nil {
+			return err
+		}
+		if ExecutionStatus(exec.Status).Terminal() {
+			continue
+		}
+		if err := a.advance(exec, wf); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // applier carries the state of applying one command.
@@ -101,6 +127,9 @@ type applier struct {
 	tx     storage.Repos
 	st     Stamp
 	events []Event
+	// followUps are executions to advance once the command's own work is
+	// done.
+	followUps []execRef
 }
 
 func (a *applier) emit(kind EventKind, tenant, execID string) {
@@ -137,54 +166,58 @@ func (a *applier) startExecution(c *StartExecution) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	input := c.Input
-	if len(input) == 0 {
-		input = json.RawMessage("{}")
+	exec := &storage.Execution{TenantID: c.Tenant, ID: c.ExecutionID, Input: c.Input, IdempotencyKey: c.IdempotencyKey}
+	existing, refusal, err := a.create(exec, wf)
+	if err != nil || refusal != nil {
+		return Result{Err: refusal}, err
+	}
+	if existing != nil {
+		return Result{ExecutionID: existing.ID}, nil
+	}
+	return Result{ExecutionID: exec.ID, Created: true}, nil
+}
+
+// create stores exec (tenant, id, input, idempotency key and parent
+// already set) as an execution of wf and starts it. With an idempotency
+// key used before it returns the existing execution instead. A refusal
+// (the definition no longer compiles, the id is taken) is returned apart
+// from storage errors.
+func (a *applier) create(exec *storage.Execution, wf *storage.Workflow) (existing *storage.Execution, refusal, err error) {
+	if len(exec.Input) == 0 {
+		exec.Input = json.RawMessage("{}")
 	}
 	plan, err := a.m.plan(wf)
 	if err != nil {
 		// The stored definition no longer compiles (e.g. an action this
 		// build lacks): refuse the start, never stop applying the log.
-		return Result{Err: err}, nil
+		return nil, err, nil
 	}
 	// Every node gets its state row now, so an execution always shows its
 	// whole graph and ending it can cancel the nodes that never ran.
-	nodes := make(map[string]*storage.NodeState, len(plan.Definition().Nodes))
+	exec.Nodes = make(map[string]*storage.NodeState, len(plan.Definition().Nodes))
 	for _, n := range plan.Definition().Nodes {
-		nodes[n.ID] = &storage.NodeState{ID: n.ID, Status: string(NodePending)}
+		exec.Nodes[n.ID] = &storage.NodeState{ID: n.ID, Status: string(NodePending)}
 	}
-	exec := &storage.Execution{
-		TenantID:        c.Tenant,
-		ID:              c.ExecutionID,
-		WorkflowID:      wf.ID,
-		WorkflowVersion: wf.Version,
-		Status:          string(StatusRunning),
-		Input:           input,
-		IdempotencyKey:  c.IdempotencyKey,
-		CreatedAt:       a.st.Now,
-		UpdatedAt:       a.st.Now,
-		Nodes:           nodes,
-	}
-	first := a.entry(EntryExecutionStarted, "", 0, "", map[string]any{"input": input})
-	existing, created, err := a.tx.CreateExecution(a.ctx, exec, first)
+	exec.WorkflowID, exec.WorkflowVersion = wf.ID, wf.Version
+	exec.Status = string(StatusRunning)
+	exec.CreatedAt, exec.UpdatedAt = a.st.Now, a.st.Now
+	first := a.entry(EntryExecutionStarted, "", 0, "", map[string]any{"input": exec.Input})
+	old, created, err := a.tx.CreateExecution(a.ctx, exec, first)
 	if errors.Is(err, storage.ErrConflict) {
-		return Result{Err: err}, nil
+		return nil, err, nil
 	}
 	if err != nil {
-		return Result{}, err
+		return nil, nil, err
 	}
 	if !created {
-		return Result{ExecutionID: existing.ID}, nil
+		return old, nil, nil
 	}
 	if d := time.Duration(plan.Definition().Timeout); d > 0 {
 		if err := a.createTimer(exec, timerDeadline, "", 0, d); err != nil {
-			return Result{}, err
+			return nil, nil, err
 		}
 	}
-	if err := a.advance(exec, wf); err != nil {
-		return Result{}, err
-	}
-	return Result{ExecutionID: exec.ID, Created: true}, nil
+	return nil, nil, a.advance(exec, wf)
 }
 
 // load reads an execution with its nodes and the workflow version it runs.

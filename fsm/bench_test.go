@@ -20,7 +20,7 @@ func BenchmarkChainExecution(b *testing.B) {
 	h := newHarness(t, filepath.Join(b.TempDir(), "s.db"))
 	h.t = t
 	h.apply(&engine.PutWorkflow{Tenant: "default", ID: "chain", Definition: json.RawMessage(chain)})
-	actions := engine.Builtins(nil)
+	actions := engine.Builtins(engine.BuiltinsConfig{})
 	const batch = 32
 	b.ResetTimer()
 	for i := 0; i < b.N; i += batch {

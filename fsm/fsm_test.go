@@ -37,7 +37,7 @@ func newHarness(t *testing.T, path string) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	actions := engine.Builtins(nil)
+	actions := engine.Builtins(engine.BuiltinsConfig{})
 	m := engine.NewMachine(engine.MachineConfig{Options: engine.Options{KnownAction: actions.Has}})
 	f, err := New(ctx, Config{Store: store, Machine: m, TempDir: t.TempDir()})
 	if err != nil {
@@ -70,7 +70,7 @@ func (h *harness) apply(cmds ...engine.Command) []engine.Result {
 // runToEnd claims and completes tasks with the builtins until none is left.
 func (h *harness) runToEnd() {
 	h.t.Helper()
-	actions := engine.Builtins(nil)
+	actions := engine.Builtins(engine.BuiltinsConfig{})
 	for range 100 {
 		res := h.apply(&engine.ClaimTasks{Holder: "w", Max: 10, TTL: time.Minute})
 		if len(res[0].Tasks) == 0 {

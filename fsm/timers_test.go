@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -171,5 +172,59 @@ func TestTimeouts(t *testing.T) {
 	h.apply(&engine.FireTimers{Max: 10})
 	if e := h.execution("e2"); e.Status != "timed_out" || e.Nodes["long"].Status != "cancelled" {
 		t.Fatalf("past the workflow timeout: %s, node %s", e.Status, e.Nodes["long"].Status)
+	}
+}
+
+func TestSubworkflow(t *testing.T) {
+	h := newHarness(t, filepath.Join(t.TempDir(), "s.db"))
+	child := `{"id":"child","nodes":[{"id":"c","action":"builtin.set","params":{"value":"{{ input.n * 10 }}"}}]}`
+	parent := `{"id":"parent","nodes":[{"id":"sub","action":"builtin.subworkflow","params":{"workflow":"child","input":{"n":"{{ input.n }}"}}},
+	  {"id":"after","action":"builtin.set","params":{"value":"{{ nodes.sub.output + 1 }}"}}],"connections":[{"from":"sub","to":"after"}]}`
+	failing := `{"id":"failing","nodes":[{"id":"f","action":"builtin.noop"}]}`
+	fparent := `{"id":"fparent","nodes":[{"id":"sub","action":"builtin.subworkflow","params":{"workflow":"failing"}}]}`
+	for id, def := range map[string]string{"child": child, "parent": parent, "failing": failing, "fparent": fparent} {
+		h.apply(&engine.PutWorkflow{Tenant: "default", ID: id, Definition: json.RawMessage(def)})
+	}
+
+	// The parent waits for the child and uses its output.
+	h.apply(&engine.StartExecution{Tenant: "default", ExecutionID: "p1", WorkflowID: "parent", Input: json.RawMessage(`{"n":4}`)})
+	if e := h.execution("p1"); e.Nodes["sub"].Status != "running" {
+		t.Fatalf("parent node while the child runs: %s", e.Nodes["sub"].Status)
+	}
+	h.runToEnd()
+	if e := h.execution("p1"); e.Status != "succeeded" || string(e.Output) != "41" {
+		t.Fatalf("parent: %s output %s (error %q)", e.Status, e.Output, e.Error)
+	}
+	if c := h.execution("p1.sub.1"); c.ParentID != "p1" || string(c.Output) != "40" {
+		t.Fatalf("child: parent %q output %s", c.ParentID, c.Output)
+	}
+
+	// The child's failure fails the node.
+	h.apply(&engine.StartExecution{Tenant: "default", ExecutionID: "p2", WorkflowID: "fparent"})
+	task := h.claimOne()
+	h.apply(&engine.CompleteTask{TaskID: task.ID, Token: task.LeaseToken, Error: "boom"})
+	if e := h.execution("p2"); e.Status != "failed" || e.Nodes["sub"].Status != "failed" {
+		t.Fatalf("parent of a failed child: %s, node %s", e.Status, e.Nodes["sub"].Status)
+	}
+
+	// Cancelling the parent cancels the child.
+	h.apply(&engine.StartExecution{Tenant: "default", ExecutionID: "p3", WorkflowID: "fparent"})
+	h.apply(&engine.CancelExecution{Tenant: "default", ExecutionID: "p3"})
+	if c := h.execution("p3.sub.1"); c.Status != "cancelled" {
+		t.Fatalf("child of a cancelled parent: %s", c.Status)
+	}
+	if left := h.apply(&engine.ClaimTasks{Holder: "w", Max: 10, TTL: time.Minute})[0].Tasks; len(left) != 0 {
+		t.Fatalf("%d tasks left", len(left))
+	}
+}
+
+func TestSubworkflowRecursionIsBounded(t *testing.T) {
+	h := newHarness(t, filepath.Join(t.TempDir(), "s.db"))
+	self := `{"id":"self","nodes":[{"id":"again","action":"builtin.subworkflow","params":{"workflow":"self"}}]}`
+	h.apply(&engine.PutWorkflow{Tenant: "default", ID: "self", Definition: json.RawMessage(self)})
+	h.apply(&engine.StartExecution{Tenant: "default", ExecutionID: "s", WorkflowID: "self"})
+	e := h.execution("s")
+	if e.Status != "failed" || !strings.Contains(e.Error, "deeper than") {
+		t.Fatalf("self-starting workflow: %s %q", e.Status, e.Error)
 	}
 }

@@ -226,7 +226,10 @@ func runNode(ctx context.Context, cfg *config.Config, r role, logger *slog.Logge
 	}
 	defer store.Close()
 
-	actions := engine.Builtins(logger)
+	actions := engine.Builtins(engine.BuiltinsConfig{
+		Logger: logger,
+		HTTP:   engine.HTTPConfig{AllowPrivate: cfg.Sandbox.AllowPrivateNetwork},
+	})
 	opts := engine.Options{KnownAction: actions.Has}
 	hub := engine.NewHub()
 	machine := engine.NewMachine(engine.MachineConfig{Options: opts, Logger: logger})

@@ -64,10 +64,13 @@ type Config struct {
 		RedisURL string `toml:"redis_url"`
 	} `toml:"queue"`
 	Sandbox struct {
-		DefaultIsolation string   `toml:"default_isolation"`
-		MaxMemoryMB      int      `toml:"max_memory_mb"`
-		MaxCPUTime       Duration `toml:"max_cpu_time"`
-		TrustedActions   struct {
+		DefaultIsolation string `toml:"default_isolation"`
+		// AllowPrivateNetwork lets builtin.http reach loopback, private
+		// and link-local addresses (cloud metadata among them).
+		AllowPrivateNetwork bool     `toml:"allow_private_network"`
+		MaxMemoryMB         int      `toml:"max_memory_mb"`
+		MaxCPUTime          Duration `toml:"max_cpu_time"`
+		TrustedActions      struct {
 			Patterns  []string `toml:"patterns"`
 			Isolation string   `toml:"isolation"`
 		} `toml:"trusted_actions"`

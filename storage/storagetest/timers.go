@@ -128,8 +128,8 @@ func testNextTimer(t *testing.T, r storage.Repos) {
 
 	e1 := createExecution(t, r, newExecution("t1", "e1", "wf", 1))
 	e2 := createExecution(t, r, newExecution("t2", "e2", "wf", 2))
-	// tieA wins the tie by id although it is created last, in another
-	// tenant.
+	// tieA (of t1) wins its tie with tieB (of t2) by id, although it is
+	// created last.
 	late := newTimer(e1, "timeout", "", 0, time.Minute)
 	tieB := newTimer(e2, "retry", "b", 1, 10*time.Second)
 	tieA := newTimer(e1, "retry", "a", 1, 10*time.Second)
