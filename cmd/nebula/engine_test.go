@@ -2,6 +2,11 @@ package main
 
 import (
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -115,5 +120,132 @@ func TestDelaysSurviveKill9(t *testing.T) {
 		if len(started) != 1 || len(finished) != 1 {
 			t.Fatalf("execution %s: the delay ran %d/%d times", id, len(started), len(finished))
 		}
+	}
+}
+
+// TestKill9MidHTTPAndDelays kills the process while executions sit in
+// durable delays and others are in the middle of HTTP calls, restarts it,
+// and checks that all finish and that the HTTP server saw each attempt's
+// idempotency key no more often than the journal has attempts for it.
+func TestKill9MidHTTPAndDelays(t *testing.T) {
+	var mu sync.Mutex
+	seen := map[string]int{}
+	arrived := make(chan struct{}, 100)
+	release := make(chan struct{})
+	var releaseOnce sync.Once
+	t.Cleanup(func() { releaseOnce.Do(func() { close(release) }) })
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen[r.Header.Get("Idempotency-Key")]++
+		mu.Unlock()
+		arrived <- struct{}{}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"ok":true}`)
+	}))
+	defer srv.Close()
+
+	dir := t.TempDir()
+	p := startDesktop(t, dir)
+	p.mustCall("PUT", "/v1/workflows/park", `{"nodes":[{"id":"wait","action":"builtin.delay","params":{"duration":"2s"}}]}`, 200, nil)
+	p.mustCall("PUT", "/v1/workflows/call", `{"nodes":[{"id":"get","action":"builtin.http","params":{"url":"`+srv.URL+`/x"},
+	  "retry":{"max_attempts":3,"backoff":"100ms"}}]}`, 200, nil)
+	var ids []string
+	start := func(wf string, n int) {
+		for range n {
+			var e execution
+			p.mustCall("POST", "/v1/workflows/"+wf+"/executions", `{}`, 201, &e)
+			ids = append(ids, e.ID)
+		}
+	}
+	start("park", 100)
+	start("call", 50)
+	// Wait until the worker's 16 slots are all inside HTTP calls.
+	for range 16 {
+		select {
+		case <-arrived:
+		case <-time.After(20 * time.Second):
+			t.Fatal("HTTP calls did not arrive")
+		}
+	}
+	p.kill()
+	releaseOnce.Do(func() { close(release) })
+	go func() {
+		for range arrived {
+		}
+	}()
+
+	p = startDesktop(t, dir)
+	for _, id := range ids {
+		var e execution
+		p.mustCall("GET", "/v1/executions/"+id+"?wait=60s", "", 200, &e)
+		if e.Status != "succeeded" {
+			t.Fatalf("execution %s: %s (error %v)", id, e.Status, e.Error)
+		}
+		var j struct{ Items []journalEntry }
+		p.mustCall("GET", "/v1/executions/"+id+"/journal", "", 200, &j)
+		attempts := map[string]int{}
+		for _, it := range j.Items {
+			if it.Type == "node_attempt_started" {
+				attempts[it.IdempotencyKey]++
+			}
+		}
+		mu.Lock()
+		for key, n := range seen {
+			if strings.HasPrefix(key, id+"/") && n > attempts[key] {
+				t.Errorf("server saw %s %d times; the journal has %d attempts with that key", key, n, attempts[key])
+			}
+		}
+		mu.Unlock()
+	}
+}
+
+// TestHTTPRefusesPrivateTargets runs builtin.http under a policy that
+// does not allow private targets.
+func TestHTTPRefusesPrivateTargets(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "strict.toml")
+	if err := os.WriteFile(cfg, []byte("[sandbox]\nallow_private_network = false\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := startDesktop(t, filepath.Join(dir, "data"), "--config", cfg)
+	for _, target := range []string{"http://169.254.169.254/latest/meta-data/", "http://127.0.0.1:9/"} {
+		def := fmt.Sprintf(`{"nodes":[{"id":"get","action":"builtin.http","params":{"url":%q}}]}`, target)
+		p.mustCall("PUT", "/v1/workflows/ssrf", def, 200, nil)
+		var e execution
+		p.mustCall("POST", "/v1/workflows/ssrf/executions?wait=20s", `{}`, 200, &e)
+		if e.Status != "failed" || e.Error == nil || !strings.Contains(*e.Error, "not allowed") {
+			t.Fatalf("%s: %s (error %v), want failed, not allowed", target, e.Status, e.Error)
+		}
+	}
+}
+
+// TestAttemptTimeout: a node that hangs past its timeout is retried, then
+// failed.
+func TestAttemptTimeout(t *testing.T) {
+	hang := make(chan struct{})
+	t.Cleanup(func() { close(hang) })
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-hang:
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
+	p := startDesktop(t, t.TempDir())
+	p.mustCall("PUT", "/v1/workflows/slow", `{"nodes":[{"id":"get","action":"builtin.http","params":{"url":"`+srv.URL+`"},
+	  "timeout":"500ms","retry":{"max_attempts":2,"backoff":"100ms"}}]}`, 200, nil)
+	var e execution
+	p.mustCall("POST", "/v1/workflows/slow/executions?wait=20s", `{}`, 200, &e)
+	if e.Status != "failed" || e.Error == nil || !strings.Contains(*e.Error, "timed out") {
+		t.Fatalf("status %s (error %v), want failed, timed out", e.Status, e.Error)
+	}
+	started, finished := attemptTimes(t, p, e.ID, "get")
+	if len(started) != 2 || len(finished) != 2 {
+		t.Fatalf("%d attempts started, %d finished; want 2 and 2", len(started), len(finished))
 	}
 }
