@@ -70,6 +70,14 @@ type CancelExecution struct {
 	Reason      string
 }
 
+// SetLimits records engine-wide limits in the replicated state, so that
+// every node enforces the same ones. MaxConcurrentExecutions bounds the
+// running top-level executions (0: no bound); raising it starts waiting
+// ones at once.
+type SetLimits struct {
+	MaxConcurrentExecutions int
+}
+
 // FireTimers fires up to Max timers due at the entry's time. Jitter seeds
 // the backoff of attempts that time out.
 type FireTimers struct {
@@ -104,6 +112,7 @@ func (RenewLease) commandName() string      { return "renew_lease" }
 func (ReclaimTasks) commandName() string    { return "reclaim_tasks" }
 func (CancelExecution) commandName() string { return "cancel_execution" }
 func (FireTimers) commandName() string      { return "fire_timers" }
+func (SetLimits) commandName() string       { return "set_limits" }
 
 // Result is what applying one command produced. Err carries an
 // application-level refusal (not found, conflict, stale lease); it travels

@@ -11,4 +11,8 @@ const (
 	EntryCancellationRequested = "cancellation_requested"
 	EntryExecutionCancelled    = "execution_cancelled"
 	EntryExecutionTimedOut     = "execution_timed_out"
+	// EntryExecutionQueued opens the journal of an execution that waits
+	// for a free slot under engine.max_concurrent_executions; its
+	// execution_started follows when it starts.
+	EntryExecutionQueued = "execution_queued"
 )

@@ -88,6 +88,8 @@ func (m *Machine) Apply(ctx context.Context, tx storage.Repos, st Stamp, cmd Com
 		res, err = a.cancelExecution(c)
 	case *FireTimers:
 		res, err = a.fireTimers(c)
+	case *SetLimits:
+		res, err = a.setLimits(c)
 	default:
 		return Result{}, nil, fmt.Errorf("engine: no handler for command %T", cmd)
 	}
@@ -101,9 +103,17 @@ func (m *Machine) Apply(ctx context.Context, tx storage.Repos, st Stamp, cmd Com
 type execRef struct{ tenant, id string }
 
 // runFollowUps advances the parents whose sub-workflow ended during the
-// command; advancing one may end it and queue its own parent.
+// command, and starts waiting executions if slots freed; each step may
+// cause more of both.
 func (a *applier) runFollowUps() error {
-	for len(a.followUps) > 0 {
+	for len(a.followUps) > 0 || a.promoteDue {
+		if len(a.followUps) == 0 {
+			a.promoteDue = false
+			if err := a.promote(); err != nil {
+				return err
+			}
+			continue
+		}
 		ref := a.followUps[0]
 		a.followUps = a.followUps[1:]
 		exec, wf, err := a.load(ref.tenant, ref.id)
@@ -130,6 +140,9 @@ type applier struct {
 	// followUps are executions to advance once the command's own work is
 	// done.
 	followUps []execRef
+	// promoteDue: a slot may have freed, so waiting executions may start
+	// once the command's own work is done.
+	promoteDue bool
 }
 
 func (a *applier) emit(kind EventKind, tenant, execID string) {
@@ -199,9 +212,20 @@ func (a *applier) create(exec *storage.Execution, wf *storage.Workflow) (existin
 		exec.Nodes[n.ID] = &storage.NodeState{ID: n.ID, Status: string(NodePending)}
 	}
 	exec.WorkflowID, exec.WorkflowVersion = wf.ID, wf.Version
-	exec.Status = string(StatusRunning)
 	exec.CreatedAt, exec.UpdatedAt = a.st.Now, a.st.Now
+	// Children never wait: their parent holds a slot and waits for them.
+	queue := false
+	if exec.ParentID == "" {
+		if queue, err = a.atCapacity(); err != nil {
+			return nil, nil, err
+		}
+	}
+	exec.Status = string(StatusRunning)
 	first := a.entry(EntryExecutionStarted, "", 0, "", map[string]any{"input": exec.Input})
+	if queue {
+		exec.Status = string(StatusPending)
+		first = a.entry(EntryExecutionQueued, "", 0, "", map[string]any{"input": exec.Input})
+	}
 	old, created, err := a.tx.CreateExecution(a.ctx, exec, first)
 	if errors.Is(err, storage.ErrConflict) {
 		return nil, err, nil
@@ -209,15 +233,93 @@ func (a *applier) create(exec *storage.Execution, wf *storage.Workflow) (existin
 	if err != nil {
 		return nil, nil, err
 	}
-	if !created {
+	if !created || queue {
 		return old, nil, nil
 	}
+	return nil, nil, a.begin(exec, wf, plan)
+}
+
+// begin starts a created execution: its time limit, then its roots.
+func (a *applier) begin(exec *storage.Execution, wf *storage.Workflow, plan *Plan) error {
 	if d := time.Duration(plan.Definition().Timeout); d > 0 {
 		if err := a.createTimer(exec, timerDeadline, "", 0, d); err != nil {
-			return nil, nil, err
+			return err
 		}
 	}
-	return nil, nil, a.advance(exec, wf)
+	return a.advance(exec, wf)
+}
+
+// settingMaxConcurrent is the key of engine.max_concurrent_executions in
+// the replicated settings.
+const settingMaxConcurrent = "max_concurrent_executions"
+
+// atCapacity reports whether a new top-level execution must wait: the
+// bound is reached, or others wait already (they go first).
+func (a *applier) atCapacity() (bool, error) {
+	limit, err := a.tx.Setting(a.ctx, settingMaxConcurrent, 0)
+	if err != nil || limit <= 0 {
+		return false, err
+	}
+	waiting, err := a.tx.PendingExecutions(a.ctx, 1)
+	if err != nil || len(waiting) > 0 {
+		return len(waiting) > 0, err
+	}
+	running, err := a.tx.CountExecutions(a.ctx, string(StatusRunning))
+	return int64(running) >= limit, err
+}
+
+// promote starts waiting executions, oldest first, while slots are free.
+func (a *applier) promote() error {
+	limit, err := a.tx.Setting(a.ctx, settingMaxConcurrent, 0)
+	if err != nil {
+		return err
+	}
+	for {
+		if limit > 0 {
+			running, err := a.tx.CountExecutions(a.ctx, string(StatusRunning))
+			if err != nil {
+				return err
+			}
+			if int64(running) >= limit {
+				return nil
+			}
+		}
+		next, err := a.tx.PendingExecutions(a.ctx, 1)
+		if err != nil || len(next) == 0 {
+			return err
+		}
+		exec, wf, err := a.load(next[0].TenantID, next[0].ID)
+		if err != nil {
+			return err
+		}
+		entry := a.entry(EntryExecutionStarted, "", 0, "", map[string]any{})
+		ok, err := a.tx.Transition(a.ctx, exec.TenantID, exec.ID, string(StatusPending), string(StatusRunning), entry, nil)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("engine: pending execution %s changed under promotion", exec.ID)
+		}
+		exec.Status = string(StatusRunning)
+		plan, err := a.m.plan(wf)
+		if err != nil {
+			if err := a.end(exec, StatusFailed, nil, err.Error()); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := a.begin(exec, wf, plan); err != nil {
+			return err
+		}
+	}
+}
+
+func (a *applier) setLimits(c *SetLimits) (Result, error) {
+	if err := a.tx.PutSetting(a.ctx, settingMaxConcurrent, int64(c.MaxConcurrentExecutions)); err != nil {
+		return Result{}, err
+	}
+	a.promoteDue = true
+	return Result{}, nil
 }
 
 // load reads an execution with its nodes and the workflow version it runs.

@@ -37,18 +37,22 @@ type ServiceConfig struct {
 	Logger  *slog.Logger
 	// Hub receives the events of applied commands; nil makes one.
 	Hub *Hub
+	// MaxConcurrentExecutions is engine.max_concurrent_executions; the
+	// leader records it in the replicated state (0: no bound).
+	MaxConcurrentExecutions int
 }
 
 // Service is the engine as the API sees it: validated writes become
 // commands, reads come from the local store, and callers can wait for an
 // execution to finish.
 type Service struct {
-	sub     Submitter
-	barrier ReadBarrier
-	store   storage.Repos
-	opts    Options
-	logger  *slog.Logger
-	hub     *Hub
+	maxConcurrent int
+	sub           Submitter
+	barrier       ReadBarrier
+	store         storage.Repos
+	opts          Options
+	logger        *slog.Logger
+	hub           *Hub
 }
 
 // NewService returns a Service.
@@ -61,7 +65,7 @@ func NewService(cfg ServiceConfig) *Service {
 	if h == nil {
 		h = NewHub()
 	}
-	return &Service{sub: cfg.Submitter, barrier: cfg.Barrier, store: cfg.Store, opts: cfg.Options, logger: l, hub: h}
+	return &Service{maxConcurrent: cfg.MaxConcurrentExecutions, sub: cfg.Submitter, barrier: cfg.Barrier, store: cfg.Store, opts: cfg.Options, logger: l, hub: h}
 }
 
 // Hub returns the service's event hub; the FSM publishes into it.
@@ -215,6 +219,19 @@ func (s *Service) fireDue(ctx context.Context, max time.Duration) time.Duration 
 	return 0 // look again: more may be due
 }
 
+// SyncLimits records this node's configured limits in the replicated
+// state when they differ from it. The leader calls it: its configuration
+// wins.
+func (s *Service) SyncLimits(ctx context.Context) {
+	cur, err := s.store.Setting(ctx, "max_concurrent_executions", 0)
+	if err != nil || cur == int64(s.maxConcurrent) {
+		return
+	}
+	if _, err := s.submit(ctx, &SetLimits{MaxConcurrentExecutions: s.maxConcurrent}); err == nil {
+		s.logger.Info("engine limits set", "max_concurrent_executions", s.maxConcurrent)
+	}
+}
+
 // Journal returns an execution's journal.
 func (s *Service) Journal(ctx context.Context, tenant, id string) ([]storage.JournalEntry, error) {
 	if _, err := s.store.GetExecution(ctx, tenant, id); err != nil {
@@ -266,8 +283,13 @@ func (s *Service) RunMaintenance(ctx context.Context, leading func() bool, holde
 			}
 		}
 		if leading() {
-			if res, err := s.submit(ctx, &ReclaimTasks{Max: 1000}); err == nil && res.Reclaimed > 0 {
-				s.logger.Info("reclaimed expired leases", "tasks", res.Reclaimed)
+			s.SyncLimits(ctx)
+			// Propose only when the local state shows expired leases: an
+			// idle cluster writes nothing.
+			if stale, err := s.store.FindStaleLeases(ctx, time.Now(), 1); err == nil && len(stale) > 0 {
+				if res, err := s.submit(ctx, &ReclaimTasks{Max: 1000}); err == nil && res.Reclaimed > 0 {
+					s.logger.Info("reclaimed expired leases", "tasks", res.Reclaimed)
+				}
 			}
 		}
 		select {

@@ -34,6 +34,7 @@ const (
 	typeReclaimTasks   byte = 7
 	typeCancel         byte = 8
 	typeFireTimers     byte = 9
+	typeSetLimits      byte = 10
 )
 
 // ErrUnknownCommand reports a command type this version cannot apply.
@@ -151,6 +152,9 @@ func encodeCommand(e *encoder, cmd engine.Command) error {
 		e.str(c.Tenant)
 		e.str(c.ExecutionID)
 		e.str(c.Reason)
+	case *engine.SetLimits:
+		e.byte(typeSetLimits)
+		e.uvarint(uint64(c.MaxConcurrentExecutions))
 	case *engine.FireTimers:
 		e.byte(typeFireTimers)
 		e.uvarint(uint64(c.Max))
@@ -182,6 +186,8 @@ func decodeCommand(raw []byte) (engine.Command, error) {
 		c = &engine.ReclaimTasks{Max: d.count(), HolderPrefix: d.str(), KeepHolder: d.str()}
 	case typeCancel:
 		c = &engine.CancelExecution{Tenant: d.str(), ExecutionID: d.str(), Reason: d.str()}
+	case typeSetLimits:
+		c = &engine.SetLimits{MaxConcurrentExecutions: d.count()}
 	case typeFireTimers:
 		c = &engine.FireTimers{Max: d.count(), Jitter: d.uint32()}
 	default:

@@ -21,6 +21,7 @@ func sampleCommands() []engine.Command {
 		&engine.CompleteTask{TaskID: "e1/a/2", Token: 7, Error: "boom", Retryable: true, Jitter: 1 << 31},
 		&engine.CancelExecution{Tenant: "default", ExecutionID: "e1", Reason: "by user"},
 		&engine.FireTimers{Max: 500, Jitter: 12345},
+		&engine.SetLimits{MaxConcurrentExecutions: 64},
 		&engine.RenewLease{TaskID: "e1/a/1", Token: 9, TTL: time.Minute},
 		&engine.ReclaimTasks{Max: 100, HolderPrefix: "n1/", KeepHolder: "n1/abc"},
 	}

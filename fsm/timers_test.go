@@ -228,3 +228,39 @@ func TestSubworkflowRecursionIsBounded(t *testing.T) {
 		t.Fatalf("self-starting workflow: %s %q", e.Status, e.Error)
 	}
 }
+
+func TestConcurrencyBound(t *testing.T) {
+	h := newHarness(t, filepath.Join(t.TempDir(), "s.db"))
+	h.apply(&engine.SetLimits{MaxConcurrentExecutions: 2})
+	def := `{"id":"w","nodes":[{"id":"a","action":"builtin.noop"}]}`
+	h.apply(&engine.PutWorkflow{Tenant: "default", ID: "w", Definition: json.RawMessage(def)})
+	for _, id := range []string{"e1", "e2", "e3", "e4"} {
+		h.apply(&engine.StartExecution{Tenant: "default", ExecutionID: id, WorkflowID: "w"})
+	}
+	status := func() string {
+		var s []string
+		for _, id := range []string{"e1", "e2", "e3", "e4"} {
+			s = append(s, h.execution(id).Status)
+		}
+		return strings.Join(s, " ")
+	}
+	if got := status(); got != "running running pending pending" {
+		t.Fatalf("with a bound of 2: %s", got)
+	}
+	if j := h.journal("e3"); j[0].Type != "execution_queued" {
+		t.Fatalf("a waiting execution's journal starts with %s", j[0].Type)
+	}
+	// Finishing one starts the oldest waiting one.
+	tasks := h.apply(&engine.ClaimTasks{Holder: "w", Max: 1, TTL: time.Minute})[0].Tasks
+	h.apply(&engine.CompleteTask{TaskID: tasks[0].ID, Token: tasks[0].LeaseToken, Output: json.RawMessage(`{}`)})
+	if got := status(); got != "succeeded running running pending" {
+		t.Fatalf("after one finished: %s", got)
+	}
+	// Raising the bound starts the rest; cancelling a waiting one works.
+	h.apply(&engine.CancelExecution{Tenant: "default", ExecutionID: "e4"})
+	h.apply(&engine.SetLimits{MaxConcurrentExecutions: 10})
+	h.runToEnd()
+	if got := status(); got != "succeeded succeeded succeeded cancelled" {
+		t.Fatalf("in the end: %s", got)
+	}
+}

@@ -282,9 +282,19 @@ type CredentialRepo interface {
 	DeleteCredential(ctx context.Context, tenant, name string) error
 }
 
+// SettingsRepo stores engine-wide settings that must be the same on every
+// replica (limits the state machine enforces), as integers by key.
+type SettingsRepo interface {
+	// Setting returns the value of key, or def when it was never set.
+	Setting(ctx context.Context, key string, def int64) (int64, error)
+	// PutSetting sets key.
+	PutSetting(ctx context.Context, key string, value int64) error
+}
+
 // Repos groups the repositories a driver provides.
 type Repos interface {
 	WorkflowRepo
 	ExecutionRepo
 	CredentialRepo
+	SettingsRepo
 }

@@ -249,3 +249,33 @@ func TestAttemptTimeout(t *testing.T) {
 		t.Fatalf("%d attempts started, %d finished; want 2 and 2", len(started), len(finished))
 	}
 }
+
+// TestConcurrencyBoundThroughBinary: with engine.max_concurrent_executions
+// = 2, a third execution waits in pending and starts when one finishes.
+func TestConcurrencyBoundThroughBinary(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "bound.toml")
+	if err := os.WriteFile(cfg, []byte("[engine]\nmax_concurrent_executions = 2\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := startDesktop(t, filepath.Join(dir, "data"), "--config", cfg)
+	p.mustCall("PUT", "/v1/workflows/hold", `{"nodes":[{"id":"wait","action":"builtin.delay","params":{"duration":"30s"}}]}`, 200, nil)
+	// The bound is in force once the node says it is ready.
+	var ids []string
+	for range 3 {
+		var e execution
+		p.mustCall("POST", "/v1/workflows/hold/executions", `{}`, 201, &e)
+		ids = append(ids, e.ID)
+	}
+	var e execution
+	p.mustCall("GET", "/v1/executions/"+ids[2], "", 200, &e)
+	if e.Status != "pending" {
+		t.Fatalf("third execution is %s, want pending under a bound of 2", e.Status)
+	}
+	p.mustCall("POST", "/v1/executions/"+ids[0]+"/cancel", "", 200, nil)
+	var third execution
+	p.mustCall("GET", "/v1/executions/"+ids[2], "", 200, &third)
+	if third.Status != "running" {
+		t.Fatalf("after a slot freed the waiting execution is %s, want running", third.Status)
+	}
+}

@@ -304,7 +304,15 @@ func runNode(ctx context.Context, cfg *config.Config, r role, logger *slog.Logge
 		defer members.Shutdown()
 	}
 
-	svc := engine.NewService(engine.ServiceConfig{Submitter: node, Barrier: node, Store: store, Options: opts, Logger: logger, Hub: hub})
+	svc := engine.NewService(engine.ServiceConfig{
+		Submitter:               node,
+		Barrier:                 node,
+		Store:                   store,
+		Options:                 opts,
+		Logger:                  logger,
+		Hub:                     hub,
+		MaxConcurrentExecutions: cfg.Engine.MaxConcurrentExecutions,
+	})
 	mux := http.NewServeMux()
 	mux.Handle("/internal/", node.Handler())
 	mux.Handle("/", api.New(api.Config{
@@ -360,7 +368,7 @@ func runNode(ctx context.Context, cfg *config.Config, r role, logger *slog.Logge
 	}
 	holder := nodeID + "/" + ids.New()
 	goWork(func(ctx context.Context) {
-		svc.RunMaintenance(ctx, node.IsLeader, nodeID+"/", holder, 5*time.Second)
+		svc.RunMaintenance(ctx, node.IsLeader, nodeID+"/", holder, time.Second)
 	})
 	goWork(func(ctx context.Context) { svc.RunTimers(ctx, node.IsLeader) })
 	if cfg.Worker.Enabled {
@@ -382,6 +390,10 @@ func runNode(ctx context.Context, cfg *config.Config, r role, logger *slog.Logge
 
 	go func() {
 		if err := node.WaitReady(ctx); err == nil {
+			if node.IsLeader() {
+				// Before "ready": the configured bounds are in force.
+				svc.SyncLimits(ctx)
+			}
 			logger.Info("ready", "api", "http://"+ln.Addr().String(), "data", dataDir, "startup", time.Since(start).Round(time.Millisecond))
 		}
 	}()

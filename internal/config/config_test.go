@@ -28,8 +28,8 @@ func TestFileOverlaysPreset(t *testing.T) {
 	if c.API.Bind != "127.0.0.1:9999" {
 		t.Errorf("bind = %q, want the file's value", c.API.Bind)
 	}
-	if c.Engine.MaxConcurrentExecutions != 4 {
-		t.Errorf("max_concurrent_executions = %d, want the preset's 4", c.Engine.MaxConcurrentExecutions)
+	if c.Engine.MaxConcurrentExecutions != 256 {
+		t.Errorf("max_concurrent_executions = %d, want the preset's 256", c.Engine.MaxConcurrentExecutions)
 	}
 }
 

@@ -237,3 +237,13 @@ func (s *Store) ListCredentials(ctx context.Context, tenant string) ([]*storage.
 func (s *Store) DeleteCredential(ctx context.Context, tenant, name string) error {
 	return s.Update(ctx, func(tx *Tx) error { return tx.DeleteCredential(ctx, tenant, name) })
 }
+
+// Setting implements storage.SettingsRepo; see Tx.Setting.
+func (s *Store) Setting(ctx context.Context, key string, def int64) (int64, error) {
+	return view(ctx, s, func(tx *Tx) (int64, error) { return tx.Setting(ctx, key, def) })
+}
+
+// PutSetting implements storage.SettingsRepo; see Tx.PutSetting.
+func (s *Store) PutSetting(ctx context.Context, key string, value int64) error {
+	return s.Update(ctx, func(tx *Tx) error { return tx.PutSetting(ctx, key, value) })
+}

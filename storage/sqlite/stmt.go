@@ -66,6 +66,8 @@ const (
 
 	stmtMetaSetApplied
 	stmtMetaGetApplied
+	stmtSettingPut
+	stmtSettingGet
 
 	numStmts
 )
@@ -192,6 +194,11 @@ func statements() [numStmts]string {
 		stmtMetaSetApplied: `INSERT INTO meta (key, value) VALUES ('applied_index', ?)
 			ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
 		stmtMetaGetApplied: `SELECT value FROM meta WHERE key = 'applied_index'`,
+		// Settings share the meta table under a "setting:" prefix, apart
+		// from the store's own keys.
+		stmtSettingPut: `INSERT INTO meta (key, value) VALUES ('setting:' || ?, ?)
+			ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+		stmtSettingGet: `SELECT value FROM meta WHERE key = 'setting:' || ?`,
 	}
 }
 

@@ -62,3 +62,24 @@ func (tx *Tx) AppliedIndex(ctx context.Context) (uint64, error) {
 	}
 	return uint64(v), nil
 }
+
+// Setting implements storage.SettingsRepo.
+func (tx *Tx) Setting(ctx context.Context, key string, def int64) (int64, error) {
+	var v int64
+	err := tx.stmt(ctx, stmtSettingGet).QueryRowContext(ctx, key).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return def, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: read setting %q: %w", key, err)
+	}
+	return v, nil
+}
+
+// PutSetting implements storage.SettingsRepo.
+func (tx *Tx) PutSetting(ctx context.Context, key string, value int64) error {
+	if _, err := tx.stmt(ctx, stmtSettingPut).ExecContext(ctx, key, value); err != nil {
+		return fmt.Errorf("sqlite: set setting %q: %w", key, err)
+	}
+	return nil
+}
