@@ -415,7 +415,7 @@ func (a *applier) fire(t *storage.Timer, jitter uint32) error {
 	key := AttemptKey(exec.ID, t.Node, t.Attempt)
 	switch t.Kind {
 	case timerRetry:
-		scope, err := newScope(exec, plan)
+		scope, err := a.scope(exec)
 		if err != nil {
 			return err
 		}
@@ -492,7 +492,7 @@ func (a *applier) advance(exec *storage.Execution, wf *storage.Workflow) error {
 		return a.end(exec, StatusFailed, nil, err.Error())
 	}
 	for {
-		scope, err := newScope(exec, plan)
+		scope, err := a.scope(exec)
 		if err != nil {
 			return err
 		}
@@ -551,6 +551,15 @@ func (a *applier) end(exec *storage.Execution, status ExecutionStatus, output js
 	case StatusSucceeded:
 		if len(output) == 0 {
 			output = json.RawMessage("null")
+		}
+		if len(output) > DefaultBlobThreshold && a.m.blobs != nil {
+			// Every node stores the same content under the same
+			// reference: a deterministic, idempotent write.
+			m, err := storeOutput(a.ctx, a.m.blobs, output)
+			if err != nil {
+				return err
+			}
+			output = m
 		}
 		upd.Output = output
 		entry = a.entry(EntryExecutionSucceeded, "", 0, "", map[string]any{"output": output})

@@ -26,7 +26,10 @@ var (
 type MachineConfig struct {
 	// Options are used to compile stored definitions.
 	Options Options
-	Logger  *slog.Logger
+	// Blobs holds outputs too large for the log; expressions read them
+	// from here. Every node must be able to read every blob.
+	Blobs  storage.BlobStore
+	Logger *slog.Logger
 }
 
 // Machine applies commands to a store. It is the deterministic heart of the
@@ -35,6 +38,7 @@ type MachineConfig struct {
 // are a pure function of stored definitions.
 type Machine struct {
 	opts   Options
+	blobs  storage.BlobStore
 	logger *slog.Logger
 
 	mu    sync.Mutex
@@ -47,7 +51,7 @@ func NewMachine(cfg MachineConfig) *Machine {
 	if l == nil {
 		l = slog.New(slog.DiscardHandler)
 	}
-	return &Machine{opts: cfg.Options, logger: l, plans: make(map[string]*Plan)}
+	return &Machine{opts: cfg.Options, blobs: cfg.Blobs, logger: l, plans: make(map[string]*Plan)}
 }
 
 // Stamp is what the log entry carrying a command says about when and
@@ -362,15 +366,21 @@ func nodeState(exec *storage.Execution, id string) *storage.NodeState {
 	return n
 }
 
-// newScope builds the expression scope of an execution.
-func newScope(exec *storage.Execution, plan *Plan) (*Scope, error) {
+// scope builds the expression scope of an execution, reading outputs kept
+// in the blob store. A blob that cannot be read is a storage failure: the
+// node stops rather than decide on a different scope than its peers.
+func (a *applier) scope(exec *storage.Execution) (*Scope, error) {
 	input, err := DecodeValue(exec.Input)
 	if err != nil {
 		return nil, fmt.Errorf("execution %s input: %w", exec.ID, err)
 	}
 	s := &Scope{Input: input, Nodes: make(map[string]NodeView, len(exec.Nodes)), ExecutionID: exec.ID, WorkflowID: exec.WorkflowID}
 	for id, n := range exec.Nodes {
-		out, err := DecodeValue(n.Output)
+		raw, err := ExpandOutput(a.ctx, a.m.blobs, n.Output)
+		if err != nil {
+			return nil, fmt.Errorf("execution %s node %s: %w", exec.ID, id, err)
+		}
+		out, err := DecodeValue(raw)
 		if err != nil {
 			return nil, fmt.Errorf("execution %s node %s output: %w", exec.ID, id, err)
 		}

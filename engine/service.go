@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -40,12 +41,16 @@ type ServiceConfig struct {
 	// MaxConcurrentExecutions is engine.max_concurrent_executions; the
 	// leader records it in the replicated state (0: no bound).
 	MaxConcurrentExecutions int
+	// Blobs holds outputs too large for the log; answers carry their
+	// content.
+	Blobs storage.BlobStore
 }
 
 // Service is the engine as the API sees it: validated writes become
 // commands, reads come from the local store, and callers can wait for an
 // execution to finish.
 type Service struct {
+	blobs         storage.BlobStore
 	maxConcurrent int
 	sub           Submitter
 	barrier       ReadBarrier
@@ -65,7 +70,7 @@ func NewService(cfg ServiceConfig) *Service {
 	if h == nil {
 		h = NewHub()
 	}
-	return &Service{maxConcurrent: cfg.MaxConcurrentExecutions, sub: cfg.Submitter, barrier: cfg.Barrier, store: cfg.Store, opts: cfg.Options, logger: l, hub: h}
+	return &Service{blobs: cfg.Blobs, maxConcurrent: cfg.MaxConcurrentExecutions, sub: cfg.Submitter, barrier: cfg.Barrier, store: cfg.Store, opts: cfg.Options, logger: l, hub: h}
 }
 
 // Hub returns the service's event hub; the FSM publishes into it.
@@ -150,18 +155,46 @@ func (s *Service) StartExecution(ctx context.Context, req StartRequest) (*storag
 		}
 		return nil, false, err
 	}
-	e, err := s.store.GetExecution(ctx, req.Tenant, res.ExecutionID)
+	e, err := s.GetExecution(ctx, req.Tenant, res.ExecutionID)
 	return e, res.Created, err
 }
 
-// GetExecution returns an execution with its nodes.
+// GetExecution returns an execution with its nodes, large outputs read
+// back from the blob store.
 func (s *Service) GetExecution(ctx context.Context, tenant, id string) (*storage.Execution, error) {
-	return s.store.GetExecution(ctx, tenant, id)
+	e, err := s.store.GetExecution(ctx, tenant, id)
+	if err != nil {
+		return nil, err
+	}
+	return e, s.expand(ctx, e)
 }
 
 // ListExecutions returns a page of executions.
 func (s *Service) ListExecutions(ctx context.Context, tenant string, f storage.ExecutionFilter, page storage.Page) ([]*storage.Execution, string, error) {
-	return s.store.ListExecutions(ctx, tenant, f, page)
+	list, next, err := s.store.ListExecutions(ctx, tenant, f, page)
+	if err != nil {
+		return nil, "", err
+	}
+	for _, e := range list {
+		if err := s.expand(ctx, e); err != nil {
+			return nil, "", err
+		}
+	}
+	return list, next, nil
+}
+
+// expand replaces blob markers in an execution's outputs by their content.
+func (s *Service) expand(ctx context.Context, e *storage.Execution) error {
+	var err error
+	if e.Output, err = ExpandOutput(ctx, s.blobs, e.Output); err != nil {
+		return err
+	}
+	for _, n := range e.Nodes {
+		if n.Output, err = ExpandOutput(ctx, s.blobs, n.Output); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // CancelExecution cancels an execution and returns it as it is after the
@@ -237,7 +270,31 @@ func (s *Service) Journal(ctx context.Context, tenant, id string) ([]storage.Jou
 	if _, err := s.store.GetExecution(ctx, tenant, id); err != nil {
 		return nil, err
 	}
-	return s.store.Journal(ctx, tenant, id, 0, 0)
+	entries, err := s.store.Journal(ctx, tenant, id, 0, 0)
+	if err != nil {
+		return nil, err
+	}
+	for i := range entries {
+		// Only outputs can be large; the marker sits in "output".
+		if !bytes.Contains(entries[i].Data, []byte(blobMarkerPrefix)) {
+			continue
+		}
+		var data map[string]json.RawMessage
+		if json.Unmarshal(entries[i].Data, &data) != nil {
+			continue
+		}
+		out, ok := data["output"]
+		if !ok {
+			continue
+		}
+		if data["output"], err = ExpandOutput(ctx, s.blobs, out); err != nil {
+			return nil, err
+		}
+		if entries[i].Data, err = json.Marshal(data); err != nil {
+			return nil, err
+		}
+	}
+	return entries, nil
 }
 
 // WaitExecution returns the execution once it is terminal, or as it is
@@ -251,15 +308,18 @@ func (s *Service) WaitExecution(ctx context.Context, tenant, id string, d time.D
 		// Read after subscribing, so a change between the two is not
 		// missed.
 		e, err := s.store.GetExecution(ctx, tenant, id)
-		if err != nil || ExecutionStatus(e.Status).Terminal() {
-			return e, err
+		if err != nil {
+			return nil, err
+		}
+		if ExecutionStatus(e.Status).Terminal() {
+			return e, s.expand(ctx, e)
 		}
 		select {
 		case <-ch:
 		case <-timer.C:
-			return e, nil
+			return e, s.expand(ctx, e)
 		case <-ctx.Done():
-			return e, nil
+			return e, s.expand(context.WithoutCancel(ctx), e)
 		}
 	}
 }

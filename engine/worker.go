@@ -13,7 +13,8 @@ import (
 	"github.com/nebula-engine/nebula/storage"
 )
 
-// MaxOutputBytes bounds one node output carried through the log.
+// MaxOutputBytes bounds one node output carried through the log, when no
+// blob store takes larger ones.
 const MaxOutputBytes = 4 << 20
 
 // WorkerConfig configures a Worker.
@@ -37,8 +38,12 @@ type WorkerConfig struct {
 	PollInterval time.Duration
 	// Hub, if set, tells the worker which executions ended, so that their
 	// running attempts are stopped at once.
-	Hub    *Hub
-	Logger *slog.Logger
+	Hub *Hub
+	// Blobs, if set, takes outputs over BlobThreshold (zero picks
+	// DefaultBlobThreshold); the result reported carries a reference.
+	Blobs         storage.BlobStore
+	BlobThreshold int
+	Logger        *slog.Logger
 }
 
 // Worker claims tasks, runs their actions and reports the results, with at
@@ -61,6 +66,9 @@ func NewWorker(cfg WorkerConfig) *Worker {
 	}
 	if cfg.PollInterval == 0 {
 		cfg.PollInterval = time.Second
+	}
+	if cfg.BlobThreshold == 0 {
+		cfg.BlobThreshold = DefaultBlobThreshold
 	}
 	l := cfg.Logger
 	if l == nil {
@@ -293,14 +301,26 @@ func (w *Worker) runAction(ctx context.Context, t *storage.Task) (out json.RawMe
 	if err != nil {
 		return nil, err
 	}
-	if len(out) > MaxOutputBytes {
-		return nil, fmt.Errorf("output of %d bytes exceeds the limit of %d bytes", len(out), MaxOutputBytes)
+	limit := MaxOutputBytes
+	if w.cfg.Blobs != nil {
+		limit = MaxBlobOutputBytes
+	}
+	if len(out) > limit {
+		return nil, fmt.Errorf("output of %d bytes exceeds the limit of %d bytes", len(out), limit)
 	}
 	if len(out) == 0 {
 		out = json.RawMessage("null")
 	}
 	if !json.Valid(out) {
 		return nil, fmt.Errorf("action %s returned invalid JSON", t.Action)
+	}
+	if _, marker := markerRef(out); marker {
+		return nil, fmt.Errorf("action %s returned an object with the reserved key $nebula_blob", t.Action)
+	}
+	if w.cfg.Blobs != nil && len(out) > w.cfg.BlobThreshold {
+		if out, err = storeOutput(ctx, w.cfg.Blobs, out); err != nil {
+			return nil, Retryable(err)
+		}
 	}
 	return out, nil
 }

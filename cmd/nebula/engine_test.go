@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -277,5 +278,71 @@ func TestConcurrencyBoundThroughBinary(t *testing.T) {
 	p.mustCall("GET", "/v1/executions/"+ids[2], "", 200, &third)
 	if third.Status != "running" {
 		t.Fatalf("after a slot freed the waiting execution is %s, want running", third.Status)
+	}
+}
+
+// TestLargeOutputGoesToBlobStore: a 5 MiB node output round-trips through
+// the blob store, and the Raft log does not carry it.
+func TestLargeOutputGoesToBlobStore(t *testing.T) {
+	big := strings.Repeat("x", 5<<20)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"data":%q}`, big)
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	p := startDesktop(t, dir)
+	p.mustCall("PUT", "/v1/workflows/big", `{"nodes":[{"id":"get","action":"builtin.http","params":{"url":"`+srv.URL+`"}},
+	  {"id":"len","action":"builtin.set","params":{"value":"{{ size(nodes.get.output.body.data) }}"}}],
+	  "connections":[{"from":"get","to":"len"}]}`, 200, nil)
+	var e struct {
+		ID     string `json:"id"`
+		Status string `json:"status"`
+		Nodes  struct {
+			Get struct {
+				Output struct {
+					Body struct {
+						Data string `json:"data"`
+					} `json:"body"`
+				} `json:"output"`
+			} `json:"get"`
+			Len struct {
+				Output any `json:"output"`
+			} `json:"len"`
+		} `json:"nodes"`
+	}
+	p.mustCall("POST", "/v1/workflows/big/executions?wait=30s", `{}`, 200, &e)
+	if got := e.Nodes.Get.Output.Body.Data; e.Status != "succeeded" || got != big {
+		var raw map[string]any
+		p.mustCall("GET", "/v1/executions/"+e.ID, "", 200, &raw)
+		t.Fatalf("status %s, output of %d bytes; want succeeded with the 5 MiB body; error %v", e.Status, len(got), raw["error"])
+	}
+	if got := e.Nodes.Len.Output; got != float64(5<<20) {
+		t.Fatalf("an expression over the large output saw size %v", got)
+	}
+	var j struct {
+		Items []struct {
+			Type   string          `json:"type"`
+			Node   string          `json:"node"`
+			Output json.RawMessage `json:"output"`
+		} `json:"items"`
+	}
+	p.mustCall("GET", "/v1/executions/"+e.ID+"/journal", "", 200, &j)
+	full := false
+	for _, it := range j.Items {
+		if it.Type == "node_attempt_finished" && it.Node == "get" && len(it.Output) > 5<<20 {
+			full = true
+		}
+	}
+	if !full {
+		t.Fatal("the journal does not show the large output")
+	}
+	st, err := os.Stat(filepath.Join(dir, "raft", "raft.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("raft log after a 5 MiB output: %d bytes", st.Size())
+	if st.Size() >= 5<<20 {
+		t.Fatalf("the raft log is %d bytes: the output went through it", st.Size())
 	}
 }

@@ -25,6 +25,8 @@ import (
 	"github.com/nebula-engine/nebula/fsm"
 	"github.com/nebula-engine/nebula/internal/config"
 	"github.com/nebula-engine/nebula/internal/ids"
+	"github.com/nebula-engine/nebula/storage"
+	"github.com/nebula-engine/nebula/storage/blobfs"
 	"github.com/nebula-engine/nebula/storage/sqlite"
 )
 
@@ -226,13 +228,44 @@ func runNode(ctx context.Context, cfg *config.Config, r role, logger *slog.Logge
 	}
 	defer store.Close()
 
+	local, err := blobfs.Open(blobfs.Config{Root: cfg.Blobs.Root})
+	if err != nil {
+		return err
+	}
+	var (
+		members *cluster.Membership
+		self    cluster.MemberMeta
+	)
+	var blobs storage.BlobStore = local
+	if r != roleDesktop {
+		blobs = cluster.NewReplicatedBlobs(cluster.BlobsConfig{
+			Local: local,
+			Peers: func() []string {
+				var peers []string
+				if members == nil {
+					return nil
+				}
+				for _, m := range members.Members() {
+					if m.Meta.ID != nodeID && m.Meta.Role == cluster.RoleCoordinator && m.Status == cluster.StatusAlive {
+						peers = append(peers, m.Meta.APIAddr)
+					}
+				}
+				return peers
+			},
+		})
+	}
+
 	actions := engine.Builtins(engine.BuiltinsConfig{
 		Logger: logger,
-		HTTP:   engine.HTTPConfig{AllowPrivate: cfg.Sandbox.AllowPrivateNetwork},
+		HTTP: engine.HTTPConfig{
+			AllowPrivate: cfg.Sandbox.AllowPrivateNetwork,
+			// Large bodies go to the blob store, not the log.
+			MaxResponseBytes: 32 << 20,
+		},
 	})
 	opts := engine.Options{KnownAction: actions.Has}
 	hub := engine.NewHub()
-	machine := engine.NewMachine(engine.MachineConfig{Options: opts, Logger: logger})
+	machine := engine.NewMachine(engine.MachineConfig{Options: opts, Blobs: blobs, Logger: logger})
 	f, err := fsm.New(ctx, fsm.Config{Store: store, Machine: machine, Logger: logger, OnEvents: hub.Publish, TempDir: dataDir})
 	if err != nil {
 		return err
@@ -247,10 +280,6 @@ func runNode(ctx context.Context, cfg *config.Config, r role, logger *slog.Logge
 		SnapshotInterval:  time.Duration(cfg.Cluster.SnapshotInterval),
 		TrailingLogs:      cfg.Cluster.TrailingLogs,
 	}
-	var (
-		members *cluster.Membership
-		self    cluster.MemberMeta
-	)
 	if r == roleDesktop {
 		ccfg.Bootstrap = true
 	} else {
@@ -312,9 +341,11 @@ func runNode(ctx context.Context, cfg *config.Config, r role, logger *slog.Logge
 		Logger:                  logger,
 		Hub:                     hub,
 		MaxConcurrentExecutions: cfg.Engine.MaxConcurrentExecutions,
+		Blobs:                   blobs,
 	})
 	mux := http.NewServeMux()
 	mux.Handle("/internal/", node.Handler())
+	mux.Handle("/internal/v1/blobs/", cluster.BlobHandler(local))
 	mux.Handle("/", api.New(api.Config{
 		Service: svc,
 		Ready:   node.Ready,
@@ -383,6 +414,7 @@ func runNode(ctx context.Context, cfg *config.Config, r role, logger *slog.Logge
 			Actions:        actions,
 			Wake:           hub.TasksReady(),
 			Hub:            hub,
+			Blobs:          blobs,
 			Logger:         logger,
 		})
 		goWork(w.Run)

@@ -212,7 +212,7 @@ func (p *proc) do(method, path, body string, out any) (int, error) {
 	}
 	if out != nil && len(b) > 0 {
 		if err := json.Unmarshal(b, out); err != nil {
-			return resp.StatusCode, fmt.Errorf("decoding %q: %w", b, err)
+			return resp.StatusCode, fmt.Errorf("decoding %q: %w", clip(b), err)
 		}
 	}
 	return resp.StatusCode, nil
@@ -226,11 +226,19 @@ func (p *proc) mustCall(method, path, body string, want int, out any) {
 	var raw json.RawMessage
 	got := p.call(method, path, body, &raw)
 	if got != want {
-		p.t.Fatalf("%s %s: status %d, want %d: %s", method, path, got, want, raw)
+		p.t.Fatalf("%s %s: status %d, want %d: %s", method, path, got, want, clip(raw))
 	}
 	if out != nil {
 		if err := json.Unmarshal(raw, out); err != nil {
-			p.t.Fatalf("decoding %s: %v", raw, err)
+			p.t.Fatalf("decoding %s: %v", clip(raw), err)
 		}
 	}
+}
+
+// clip shortens a body for an error message.
+func clip(b []byte) []byte {
+	if len(b) > 2000 {
+		return append(b[:2000:2000], "…"...)
+	}
+	return b
 }
