@@ -505,3 +505,27 @@ func TestClusterLateStarter(t *testing.T) {
 	}
 	c.waitAgreement(3, 20*time.Second)
 }
+
+// TestClusterTimersSurviveLeaderKill: executions parked in durable timers
+// finish after the leader that created the timers dies.
+func TestClusterTimersSurviveLeaderKill(t *testing.T) {
+	c := newTestCluster(t, 3)
+	c.startAll()
+	li := c.waitAgreement(3, 20*time.Second)
+	f := c.nodes[(li+1)%3]
+	f.p.mustCall("PUT", "/v1/workflows/park", `{"nodes":[{"id":"wait","action":"builtin.delay","params":{"duration":"2s"}}]}`, 200, nil)
+	var ids []string
+	for range 20 {
+		var e execution
+		f.p.mustCall("POST", "/v1/workflows/park/executions", `{}`, 201, &e)
+		ids = append(ids, e.ID)
+	}
+	c.nodes[li].p.kill()
+	for _, id := range ids {
+		var e execution
+		f.p.mustCall("GET", "/v1/executions/"+id+"?wait=30s", "", 200, &e)
+		if e.Status != "succeeded" {
+			t.Fatalf("execution %s: %s after the leader died", id, e.Status)
+		}
+	}
+}

@@ -346,3 +346,34 @@ func TestLargeOutputGoesToBlobStore(t *testing.T) {
 		t.Fatalf("the raft log is %d bytes: the output went through it", st.Size())
 	}
 }
+
+// TestCancelStopsRunningAttempt: cancelling an execution cancels the
+// context of its running HTTP call at once.
+func TestCancelStopsRunningAttempt(t *testing.T) {
+	arrived, aborted := make(chan struct{}), make(chan struct{})
+	hang := make(chan struct{})
+	t.Cleanup(func() { close(hang) })
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(arrived)
+		select {
+		case <-r.Context().Done():
+			close(aborted)
+		case <-hang:
+		}
+	}))
+	defer srv.Close()
+	p := startDesktop(t, t.TempDir())
+	p.mustCall("PUT", "/v1/workflows/hang", `{"nodes":[{"id":"get","action":"builtin.http","params":{"url":"`+srv.URL+`"}}]}`, 200, nil)
+	var e execution
+	p.mustCall("POST", "/v1/workflows/hang/executions", `{}`, 201, &e)
+	<-arrived
+	p.mustCall("POST", "/v1/executions/"+e.ID+"/cancel", "", 200, &e)
+	if e.Status != "cancelled" {
+		t.Fatalf("status %s, want cancelled", e.Status)
+	}
+	select {
+	case <-aborted:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the running HTTP call was not stopped")
+	}
+}
