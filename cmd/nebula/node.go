@@ -88,68 +88,52 @@ func (f *nodeFlags) apply(cmd *cobra.Command, cfg *config.Config) error {
 }
 
 func newDesktopCmd() *cobra.Command {
-	var f nodeFlags
-	cmd := &cobra.Command{
-		Use:   "desktop",
-		Short: "Run a single-node Nebula with everything embedded",
-		Long: "Run a single-node Nebula: a Raft group of one over SQLite, a local worker\n" +
-			"pool and the HTTP API (default http://127.0.0.1:8787), with auth off.",
-		Args: exactArgs(0),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loadConfig(flagOrEnv(cmd, "config", f.config), "desktop")
-			if err != nil {
-				return err
-			}
-			if err := f.apply(cmd, cfg); err != nil {
-				return err
-			}
-			return serve(cfg, roleDesktop)
-		},
-	}
-	f.register(cmd, false)
+	cmd := nodeCmd("desktop", roleDesktop, nil)
+	cmd.Short = "Run a single-node Nebula with everything embedded"
+	cmd.Long = "Run a single-node Nebula: a Raft group of one over SQLite, a local worker\n" +
+		"pool and the HTTP API (default http://127.0.0.1:8787), with auth off."
 	return cmd
 }
 
 func newServerCmd() *cobra.Command {
-	var f nodeFlags
-	cmd := &cobra.Command{
-		Use:   "server",
-		Short: "Run a coordinator of a Nebula cluster (with a local worker unless worker.enabled = false)",
-		Args:  exactArgs(0),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loadConfig(flagOrEnv(cmd, "config", f.config), "selfhost")
-			if err != nil {
-				return err
-			}
-			if err := f.apply(cmd, cfg); err != nil {
-				return err
-			}
-			return serve(cfg, roleServer)
-		},
-	}
-	f.register(cmd, true)
+	cmd := nodeCmd("server", roleServer, nil)
+	cmd.Short = "Run a coordinator of a Nebula cluster (with a local worker unless worker.enabled = false)"
 	return cmd
 }
 
 func newControlPlaneCmd() *cobra.Command {
+	cmd := nodeCmd("control-plane", roleServer, func(c *config.Config) { c.Worker.Enabled = false })
+	cmd.Short = "Run a coordinator that executes no actions (workers pull them over the API)"
+	return cmd
+}
+
+// nodeCmd builds a command that runs a coordinator: its config is the
+// profile's preset (desktop, or selfhost for cluster roles) under the
+// --config file, then flags and env; adjust, if set, has the last word.
+func nodeCmd(use string, r role, adjust func(*config.Config)) *cobra.Command {
 	var f nodeFlags
+	profile := "selfhost"
+	if r == roleDesktop {
+		profile = "desktop"
+	}
 	cmd := &cobra.Command{
-		Use:   "control-plane",
-		Short: "Run a coordinator that executes no actions (workers pull them over the API)",
-		Args:  exactArgs(0),
+		Use:  use,
+		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loadConfig(flagOrEnv(cmd, "config", f.config), "selfhost")
+			cfg, err := loadConfig(flagOrEnv(cmd, "config", f.config), profile)
 			if err != nil {
 				return err
 			}
 			if err := f.apply(cmd, cfg); err != nil {
 				return err
 			}
-			cfg.Worker.Enabled = false
-			return serve(cfg, roleServer)
+			if adjust != nil {
+				adjust(cfg)
+			}
+			return serve(cfg, r)
 		},
 	}
-	f.register(cmd, true)
+	f.register(cmd, r != roleDesktop)
 	return cmd
 }
 
