@@ -98,7 +98,13 @@ func New(cfg Config) http.Handler {
 	v1.Handle("/executions/{id}", s.handle(s.getExecution)).Methods(http.MethodGet)
 	v1.Handle("/executions/{id}/journal", s.handle(s.journal)).Methods(http.MethodGet)
 	v1.Handle("/executions/{id}/cancel", s.handle(s.cancelExecution)).Methods(http.MethodPost)
+	v1.Handle("/executions/{id}/events", s.handle(s.events)).Methods(http.MethodGet)
 	v1.Handle("/cluster", s.handle(s.clusterInfo)).Methods(http.MethodGet)
+	v1.Handle("/tasks/claim", s.handle(s.claimTasks)).Methods(http.MethodPost)
+	// Task ids are execution/node/attempt: the id pattern spans slashes.
+	v1.Handle("/tasks/{id:.+}/complete", s.handle(s.completeTask)).Methods(http.MethodPost)
+	v1.Handle("/tasks/{id:.+}/fail", s.handle(s.failTask)).Methods(http.MethodPost)
+	v1.Handle("/tasks/{id:.+}/heartbeat", s.handle(s.heartbeatTask)).Methods(http.MethodPost)
 	return r
 }
 

@@ -9,7 +9,7 @@ type Hub struct {
 	mu       sync.Mutex
 	watchers map[string]map[chan struct{}]struct{} // by execution id
 	finished map[chan string]struct{}              // ids of executions that ended
-	tasks    chan struct{}
+	tasks    map[chan struct{}]struct{} // one per waiter for tasks
 	timers   chan struct{}
 }
 
@@ -18,7 +18,7 @@ func NewHub() *Hub {
 	return &Hub{
 		watchers: make(map[string]map[chan struct{}]struct{}),
 		finished: make(map[chan string]struct{}),
-		tasks:    make(chan struct{}, 1),
+		tasks:    make(map[chan struct{}]struct{}),
 		timers:   make(chan struct{}, 1),
 	}
 }
@@ -47,10 +47,12 @@ func (h *Hub) Publish(events []Event) {
 			notify(ch)
 		}
 	}
-	h.mu.Unlock()
 	if tasks {
-		notify(h.tasks)
+		for ch := range h.tasks {
+			notify(ch)
+		}
 	}
+	h.mu.Unlock()
 	if timers {
 		notify(h.timers)
 	}
@@ -78,8 +80,20 @@ func (h *Hub) Watch(executionID string) (<-chan struct{}, func()) {
 	}
 }
 
-// TasksReady is signalled when new tasks may be waiting.
-func (h *Hub) TasksReady() <-chan struct{} { return h.tasks }
+// TasksReady returns a channel signalled when new tasks may be waiting, and
+// a function that ends the subscription. Every subscriber is signalled:
+// the local worker and each long-polling remote claim.
+func (h *Hub) TasksReady() (<-chan struct{}, func()) {
+	ch := make(chan struct{}, 1)
+	h.mu.Lock()
+	h.tasks[ch] = struct{}{}
+	h.mu.Unlock()
+	return ch, func() {
+		h.mu.Lock()
+		delete(h.tasks, ch)
+		h.mu.Unlock()
+	}
+}
 
 // TimersChanged is signalled when a timer was created.
 func (h *Hub) TimersChanged() <-chan struct{} { return h.timers }

@@ -197,6 +197,49 @@ func (s *Service) expand(ctx context.Context, e *storage.Execution) error {
 	return nil
 }
 
+// ClaimTasks leases up to max ready tasks to holder for ttl, waiting up to
+// wait for some to be ready (a long poll). It proposes a claim only when
+// the local state shows ready tasks, so an idle poll writes nothing.
+func (s *Service) ClaimTasks(ctx context.Context, holder string, max int, ttl, wait time.Duration) ([]*storage.Task, error) {
+	ready, stop := s.hub.TasksReady()
+	defer stop()
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
+	for {
+		waiting, err := s.store.ReadyTasks(ctx, 1)
+		if err != nil {
+			return nil, err
+		}
+		if len(waiting) > 0 {
+			res, err := s.submit(ctx, &ClaimTasks{Holder: holder, Max: max, TTL: ttl})
+			if err != nil || len(res.Tasks) > 0 {
+				return res.Tasks, err
+			}
+		}
+		select {
+		case <-ready:
+		case <-deadline.C:
+			return nil, nil
+		case <-ctx.Done():
+			return nil, nil
+		}
+	}
+}
+
+// CompleteTask reports an attempt's result; ErrStaleLease when the token
+// no longer holds the task.
+func (s *Service) CompleteTask(ctx context.Context, c *CompleteTask) error {
+	_, err := s.submit(ctx, c)
+	return err
+}
+
+// RenewLease extends a running attempt's lease; ErrStaleLease when the
+// token no longer holds the task.
+func (s *Service) RenewLease(ctx context.Context, taskID string, token uint64, ttl time.Duration) error {
+	_, err := s.submit(ctx, &RenewLease{TaskID: taskID, Token: token, TTL: ttl})
+	return err
+}
+
 // CancelExecution cancels an execution and returns it as it is after the
 // cancellation applied (an execution that already ended is returned as
 // it is).
@@ -270,7 +313,17 @@ func (s *Service) Journal(ctx context.Context, tenant, id string) ([]storage.Jou
 	if _, err := s.store.GetExecution(ctx, tenant, id); err != nil {
 		return nil, err
 	}
-	entries, err := s.store.Journal(ctx, tenant, id, 0, 0)
+	return s.JournalAfter(ctx, tenant, id, 0)
+}
+
+// Watch returns a channel signalled when the execution changes, and a
+// function that ends the watch.
+func (s *Service) Watch(id string) (<-chan struct{}, func()) { return s.hub.Watch(id) }
+
+// JournalAfter returns the journal entries with a sequence number above
+// after, large outputs read back from the blob store.
+func (s *Service) JournalAfter(ctx context.Context, tenant, id string, after int64) ([]storage.JournalEntry, error) {
+	entries, err := s.store.Journal(ctx, tenant, id, after, 0)
 	if err != nil {
 		return nil, err
 	}

@@ -79,7 +79,14 @@ func NewWorker(cfg WorkerConfig) *Worker {
 
 // Run works until ctx ends, then waits for the attempts it started. Their
 // contexts are cancelled, so actions that honour cancellation stop.
-func (w *Worker) Run(ctx context.Context) {
+func (w *Worker) Run(ctx context.Context) { w.RunDrain(ctx, ctx) }
+
+// RunDrain claims tasks until claimCtx ends, then waits for the attempts it
+// started to finish and report: a drain. Attempts run under workCtx; ending
+// it stops them (they are not reported and run again elsewhere once their
+// lease expires).
+func (w *Worker) RunDrain(claimCtx, workCtx context.Context) {
+	ctx := claimCtx
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	if w.cfg.Hub != nil {
@@ -137,10 +144,10 @@ func (w *Worker) Run(ctx context.Context) {
 				// The slot is for running actions: it frees as soon as
 				// the action returns, while the result is still being
 				// reported, so reporting overlaps with the next claim.
-				cmd := w.execute(ctx, t)
+				cmd := w.execute(workCtx, t)
 				free <- struct{}{}
 				if cmd != nil {
-					w.report(ctx, t, cmd)
+					w.report(workCtx, t, cmd)
 				}
 			}()
 		}

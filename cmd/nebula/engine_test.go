@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -376,4 +377,37 @@ func TestCancelStopsRunningAttempt(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the running HTTP call was not stopped")
 	}
+}
+
+// TestEventsStream follows an execution over Server-Sent Events: every
+// journal entry arrives in order and the stream ends when it is terminal.
+func TestEventsStream(t *testing.T) {
+	p := startDesktop(t, t.TempDir())
+	p.mustCall("PUT", "/v1/workflows/ev", `{"nodes":[{"id":"wait","action":"builtin.delay","params":{"duration":"300ms"}},
+	  {"id":"set","action":"builtin.set","params":{"value":1}}],"connections":[{"from":"wait","to":"set"}]}`, 200, nil)
+	var e execution
+	p.mustCall("POST", "/v1/workflows/ev/executions", `{}`, 201, &e)
+	resp, err := http.Get(p.url + "/v1/executions/" + e.ID + "/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); resp.StatusCode != 200 || ct != "text/event-stream" {
+		t.Fatalf("events: %d %s", resp.StatusCode, ct)
+	}
+	body, err := io.ReadAll(resp.Body) // ends when the execution is terminal
+	if err != nil {
+		t.Fatal(err)
+	}
+	var types []string
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, "event: "); ok {
+			types = append(types, v)
+		}
+	}
+	want := "execution_started node_attempt_started node_attempt_finished node_attempt_started node_attempt_finished execution_succeeded"
+	if strings.Join(types, " ") != want {
+		t.Fatalf("events %v, want %s", types, want)
+	}
+	p.mustCall("GET", "/v1/executions/nope/events", "", 404, nil)
 }

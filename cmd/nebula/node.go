@@ -387,6 +387,8 @@ func runNode(ctx context.Context, cfg *config.Config, r role, logger *slog.Logge
 	})
 	goWork(func(ctx context.Context) { svc.RunTimers(ctx, node.IsLeader) })
 	if cfg.Worker.Enabled {
+		wake, stopWake := hub.TasksReady()
+		defer stopWake()
 		w := engine.NewWorker(engine.WorkerConfig{
 			Submitter:   node,
 			Holder:      holder,
@@ -396,7 +398,7 @@ func runNode(ctx context.Context, cfg *config.Config, r role, logger *slog.Logge
 			// no timeout of their own.
 			DefaultTimeout: time.Duration(cfg.Engine.DefaultTimeout),
 			Actions:        actions,
-			Wake:           hub.TasksReady(),
+			Wake:           wake,
 			Hub:            hub,
 			Blobs:          blobs,
 			Logger:         logger,

@@ -1,0 +1,267 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/nebula-engine/nebula/engine"
+	"github.com/nebula-engine/nebula/internal/ids"
+	"github.com/nebula-engine/nebula/storage"
+)
+
+func newWorkerCmd() *cobra.Command {
+	var (
+		servers, token, id string
+		concurrency        int
+		leaseTTL, drain    time.Duration
+		allowPrivate       bool
+	)
+	cmd := &cobra.Command{
+		Use:   "worker",
+		Short: "Run actions for a Nebula cluster, pulling tasks over its HTTP API",
+		Long: "Run actions for a Nebula cluster. A worker keeps no state: it claims tasks from\n" +
+			"any of the given servers, runs them, and reports the results; when a server\n" +
+			"dies it moves to the next. SIGTERM stops claiming and lets running tasks finish.",
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if v := flagOrEnv(cmd, "server", servers); v != "" {
+				servers = v
+			}
+			if servers == "" {
+				servers = os.Getenv("NEBULA_ADDR")
+			}
+			if servers == "" {
+				return usagef("--server URL[,URL…] is required (or NEBULA_ADDR)")
+			}
+			var urls []string
+			for _, u := range strings.Split(servers, ",") {
+				u = strings.TrimRight(strings.TrimSpace(u), "/")
+				if u == "" {
+					continue
+				}
+				if !strings.Contains(u, "://") {
+					u = "http://" + u
+				}
+				urls = append(urls, u)
+			}
+			if concurrency < 1 || concurrency > 4096 {
+				return usagef("--concurrency must be from 1 to 4096, got %d", concurrency)
+			}
+			if leaseTTL < time.Second {
+				return usagef("--lease-ttl must be at least 1s")
+			}
+			if id == "" {
+				host, _ := os.Hostname()
+				id = host + "-" + ids.New()[16:]
+			}
+			if !cmd.Flags().Changed("token") {
+				token = os.Getenv("NEBULA_TOKEN")
+			}
+			logger := newLogger().With("worker", id)
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return runWorker(ctx, workerOptions{
+				urls: urls, token: token, id: id, concurrency: concurrency,
+				leaseTTL: leaseTTL, drain: drain, allowPrivate: allowPrivate, logger: logger,
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&servers, "server", "", "server URLs, comma separated (env NEBULA_SERVER or NEBULA_ADDR)")
+	f.StringVar(&token, "token", "", "API token (env NEBULA_TOKEN)")
+	f.StringVar(&id, "id", "", "worker name in leases (default host name plus a random suffix)")
+	f.IntVar(&concurrency, "concurrency", 16, "attempts run at once")
+	f.DurationVar(&leaseTTL, "lease-ttl", 30*time.Second, "lease of a claimed task; renewed while it runs")
+	f.DurationVar(&drain, "drain", 30*time.Second, "on SIGTERM, how long running tasks may take to finish")
+	f.BoolVar(&allowPrivate, "allow-private-network", false, "let builtin.http reach private, loopback and link-local addresses")
+	return cmd
+}
+
+type workerOptions struct {
+	urls            []string
+	token, id       string
+	concurrency     int
+	leaseTTL, drain time.Duration
+	allowPrivate    bool
+	logger          *slog.Logger
+}
+
+// runWorker runs the engine's worker over a remote submitter until ctx
+// ends, then drains.
+func runWorker(ctx context.Context, o workerOptions) error {
+	remote := &remoteSubmitter{urls: o.urls, token: o.token, leaseTTL: o.leaseTTL, logger: o.logger,
+		hc: &http.Client{Timeout: 2 * time.Minute}}
+	w := engine.NewWorker(engine.WorkerConfig{
+		Submitter:   remote,
+		Holder:      o.id,
+		Concurrency: o.concurrency,
+		LeaseTTL:    o.leaseTTL,
+		Actions: engine.Builtins(engine.BuiltinsConfig{
+			Logger: o.logger,
+			HTTP:   engine.HTTPConfig{AllowPrivate: o.allowPrivate},
+		}),
+		// Claims long-poll on the server, so an empty one returns only
+		// after a wait: ask again at once.
+		PollInterval: 10 * time.Millisecond,
+		Logger:       o.logger,
+	})
+	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+	go func() {
+		<-ctx.Done()
+		o.logger.Info("draining", "timeout", o.drain)
+		select {
+		case <-time.After(o.drain):
+			cancelWork()
+		case <-workCtx.Done():
+		}
+	}()
+	o.logger.Info("worker running", "servers", strings.Join(o.urls, ","), "concurrency", o.concurrency)
+	w.RunDrain(ctx, workCtx)
+	o.logger.Info("worker stopped")
+	return nil
+}
+
+// remoteSubmitter carries the worker's commands to a server over the worker
+// protocol, moving to the next server when one fails.
+type remoteSubmitter struct {
+	urls     []string
+	cur      atomic.Int64
+	token    string
+	leaseTTL time.Duration
+	hc       *http.Client
+	logger   *slog.Logger
+}
+
+// claimWait is how long one claim long-polls on the server.
+const claimWait = 20 * time.Second
+
+func (r *remoteSubmitter) Submit(ctx context.Context, cmd engine.Command) (engine.Result, error) {
+	switch c := cmd.(type) {
+	case *engine.ClaimTasks:
+		var ans struct {
+			Tasks []struct {
+				ID           string          `json:"id"`
+				ExecutionID  string          `json:"execution_id"`
+				Node         string          `json:"node"`
+				Attempt      int             `json:"attempt"`
+				Action       string          `json:"action"`
+				Params       json.RawMessage `json:"params"`
+				Timeout      string          `json:"timeout"`
+				LeaseToken   uint64          `json:"lease_token"`
+				LeaseExpires time.Time       `json:"lease_expires"`
+			} `json:"tasks"`
+		}
+		body := map[string]any{"worker": c.Holder, "max": c.Max, "wait": claimWait.String(), "lease_ttl": c.TTL.String()}
+		if err := r.post(ctx, "/v1/tasks/claim", body, &ans); err != nil {
+			return engine.Result{}, err
+		}
+		var res engine.Result
+		for _, t := range ans.Tasks {
+			timeout, _ := time.ParseDuration(t.Timeout)
+			res.Tasks = append(res.Tasks, &storage.Task{
+				ID: t.ID, ExecutionID: t.ExecutionID, Node: t.Node, Attempt: t.Attempt, Action: t.Action,
+				Params: t.Params, Timeout: timeout, LeaseHolder: c.Holder, LeaseToken: t.LeaseToken, LeaseExpires: t.LeaseExpires,
+			})
+		}
+		return res, nil
+	case *engine.CompleteTask:
+		path := "/v1/tasks/" + c.TaskID + "/complete"
+		body := map[string]any{"token": c.Token, "output": c.Output}
+		if c.Error != "" {
+			path = "/v1/tasks/" + c.TaskID + "/fail"
+			body = map[string]any{"token": c.Token, "error": c.Error, "retryable": c.Retryable}
+		}
+		return r.accepted(ctx, path, body)
+	case *engine.RenewLease:
+		return r.accepted(ctx, "/v1/tasks/"+c.TaskID+"/heartbeat", map[string]any{"token": c.Token, "lease_ttl": c.TTL.String()})
+	}
+	return engine.Result{}, fmt.Errorf("worker: %T cannot be sent to a server", cmd)
+}
+
+// accepted posts a report; 409 means the lease is gone.
+func (r *remoteSubmitter) accepted(ctx context.Context, path string, body any) (engine.Result, error) {
+	err := r.post(ctx, path, body, nil)
+	var se *statusError
+	if errors.As(err, &se) && se.status == http.StatusConflict {
+		return engine.Result{Err: engine.ErrStaleLease}, nil
+	}
+	if err != nil {
+		return engine.Result{}, err
+	}
+	return engine.Result{Accepted: true}, nil
+}
+
+type statusError struct {
+	status int
+	msg    string
+}
+
+func (e *statusError) Error() string { return e.msg }
+
+// post sends body to the current server, trying each server once before
+// giving up when they are unreachable or have no leader.
+func (r *remoteSubmitter) post(ctx context.Context, path string, body, out any) error {
+	raw, err := json.Marshal(body)
+	if err != nil {
+		return err
+	}
+	var last error
+	for range r.urls {
+		i := r.cur.Load()
+		base := r.urls[int(i)%len(r.urls)]
+		err := r.once(ctx, base+path, raw, out)
+		var se *statusError
+		if err == nil || (errors.As(err, &se) && se.status != http.StatusServiceUnavailable) || ctx.Err() != nil {
+			return err
+		}
+		last = err
+		// This server is down or cut off: move on to the next.
+		if r.cur.CompareAndSwap(i, i+1) {
+			r.logger.Warn("server unavailable, switching", "server", base, "err", err)
+		}
+	}
+	return fmt.Errorf("%w: no server answered: %v", storage.ErrNoLeader, last)
+}
+
+func (r *remoteSubmitter) once(ctx context.Context, url string, body []byte, out any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if r.token != "" {
+		req.Header.Set("Authorization", "Bearer "+r.token)
+	}
+	resp, err := r.hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return &statusError{status: resp.StatusCode, msg: "HTTP " + strconv.Itoa(resp.StatusCode) + ": " + string(bytes.TrimSpace(b))}
+	}
+	if out != nil {
+		return json.Unmarshal(b, out)
+	}
+	return nil
+}
