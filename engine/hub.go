@@ -9,7 +9,7 @@ type Hub struct {
 	mu       sync.Mutex
 	watchers map[string]map[chan struct{}]struct{} // by execution id
 	finished map[chan string]struct{}              // ids of executions that ended
-	tasks    map[chan struct{}]struct{} // one per waiter for tasks
+	tasks    map[chan struct{}]struct{}            // one per waiter for tasks
 	timers   chan struct{}
 }
 
