@@ -17,6 +17,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/nebula-engine/nebula/engine"
+	"github.com/nebula-engine/nebula/internal/metrics"
 	"github.com/nebula-engine/nebula/storage"
 	"github.com/nebula-engine/nebula/tenant"
 )
@@ -39,6 +40,9 @@ type Config struct {
 	BodyLimit int64
 	// Cluster describes the cluster for GET /v1/cluster.
 	Cluster func(ctx context.Context) (ClusterView, error)
+	// Metrics, if set, records every request and is served at GET
+	// /metrics.
+	Metrics *metrics.Metrics
 }
 
 // ClusterView is the answer of GET /v1/cluster.
@@ -87,6 +91,8 @@ func New(cfg Config) http.Handler {
 	r.Handle("/healthz", s.handle(s.healthz)).Methods(http.MethodGet)
 	r.Handle("/readyz", s.handle(s.readyz)).Methods(http.MethodGet)
 
+	r.PathPrefix("/hooks/").Handler(s.handle(s.webhook))
+
 	v1 := r.PathPrefix("/v1").Subrouter()
 	v1.Handle("/workflows", s.handle(s.createWorkflow)).Methods(http.MethodPost)
 	v1.Handle("/workflows", s.handle(s.listWorkflows)).Methods(http.MethodGet)
@@ -105,7 +111,7 @@ func New(cfg Config) http.Handler {
 	v1.Handle("/tasks/{id:.+}/complete", s.handle(s.completeTask)).Methods(http.MethodPost)
 	v1.Handle("/tasks/{id:.+}/fail", s.handle(s.failTask)).Methods(http.MethodPost)
 	v1.Handle("/tasks/{id:.+}/heartbeat", s.handle(s.heartbeatTask)).Methods(http.MethodPost)
-	return r
+	return instrument(r, cfg.Metrics)
 }
 
 // handle adapts a handler that returns an error, writing the error shape.

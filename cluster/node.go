@@ -77,6 +77,13 @@ type Config struct {
 	// LeaderAPI maps a server id to the address of its HTTP API, where
 	// followers forward writes. Nil for a group of one.
 	LeaderAPI func(id string) (addr string, ok bool)
+	// OnApply, if set, is told how long each batch of committed entries
+	// took to apply to the state store. It runs on the apply path and
+	// must not block.
+	OnApply func(d time.Duration, entries int)
+	// OnLeaderChange, if set, is called each time this node sees a new
+	// leader (itself included).
+	OnLeaderChange func()
 }
 
 // Node is one member of the Raft group.
@@ -96,6 +103,12 @@ type Node struct {
 	stop      chan struct{}
 	wg        sync.WaitGroup
 	closeOnce sync.Once
+
+	// leaders carries Raft's leader observations; LeaderCh alone tells
+	// only of this node's own leadership, so a follower would never see
+	// a change.
+	leaders       chan raft.Observation
+	leaderChanges atomic.Uint64
 }
 
 type proposal struct {
@@ -236,13 +249,22 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		stop:      make(chan struct{}),
 		client:    &http.Client{Timeout: cfg.ApplyTimeout + 5*time.Second},
 		transport: tcp,
+		leaders:   make(chan raft.Observation, 16),
 	}
-	r, err := raft.NewRaft(rc, &raftFSM{f: cfg.FSM, logger: logger}, logs, bolt, snaps, trans)
+	r, err := raft.NewRaft(rc, &raftFSM{f: cfg.FSM, logger: logger, onApply: cfg.OnApply}, logs, bolt, snaps, trans)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: start raft: %w", err)
 	}
 	started = true
 	n.raft = r
+	// Registered right after the start: an election takes at least a
+	// heartbeat timeout, so the first leader is almost always seen. Not
+	// blocking: Raft must never wait for a counter; a full channel drops
+	// an observation.
+	r.RegisterObserver(raft.NewObserver(n.leaders, false, func(o *raft.Observation) bool {
+		_, ok := o.Data.(raft.LeaderObservation)
+		return ok
+	}))
 	n.wg.Add(2)
 	go n.batchLoop()
 	go n.leadershipLoop()
@@ -365,6 +387,15 @@ func (n *Node) leadershipLoop() {
 			}
 			n.ready.Store(true)
 			n.logger.Info("leading", "term", n.raft.CurrentTerm(), "applied", n.fsm.AppliedIndex())
+		case o := <-n.leaders:
+			// Losing a leader (an empty id) is not a change until a new
+			// one is known.
+			if lo, _ := o.Data.(raft.LeaderObservation); lo.LeaderID != "" {
+				n.leaderChanges.Add(1)
+				if n.cfg.OnLeaderChange != nil {
+					n.cfg.OnLeaderChange()
+				}
+			}
 		case <-n.stop:
 			return
 		}
@@ -438,6 +469,34 @@ func (n *Node) Servers() ([]Server, error) {
 // Stats returns Raft's view of the node, for diagnostics.
 func (n *Node) Stats() map[string]string { return n.raft.Stats() }
 
+// RaftMetrics is Raft's view of the node, for monitoring.
+type RaftMetrics struct {
+	State        raft.RaftState
+	Term         uint64
+	CommitIndex  uint64
+	AppliedIndex uint64
+	// LastContact is when a follower last heard from the leader; zero
+	// when it never did. A leader does not update it.
+	LastContact time.Time
+	// LeaderChanges counts the leaders this node has seen, itself
+	// included, since it started.
+	LeaderChanges uint64
+}
+
+// Metrics returns Raft's view of the node. Unlike Stats it builds no
+// strings and takes no configuration lock, so it is cheap to call at each
+// scrape.
+func (n *Node) Metrics() RaftMetrics {
+	return RaftMetrics{
+		State:         n.raft.State(),
+		Term:          n.raft.CurrentTerm(),
+		CommitIndex:   n.raft.CommitIndex(),
+		AppliedIndex:  n.raft.AppliedIndex(),
+		LastContact:   n.raft.LastContact(),
+		LeaderChanges: n.leaderChanges.Load(),
+	}
+}
+
 // Snapshot forces a snapshot now (and trims the log).
 func (n *Node) Snapshot() error { return n.raft.Snapshot().Error() }
 
@@ -473,8 +532,9 @@ func (n *Node) Close() error {
 
 // raftFSM adapts fsm.FSM to hashicorp/raft.
 type raftFSM struct {
-	f      *fsm.FSM
-	logger *slog.Logger
+	f       *fsm.FSM
+	logger  *slog.Logger
+	onApply func(d time.Duration, entries int)
 }
 
 var _ raft.BatchingFSM = (*raftFSM)(nil)
@@ -487,7 +547,11 @@ func (r *raftFSM) ApplyBatch(logs []*raft.Log) []interface{} {
 			entries[i].Data = l.Data
 		}
 	}
+	began := time.Now()
 	res := r.f.Apply(entries)
+	if r.onApply != nil {
+		r.onApply(time.Since(began), len(entries))
+	}
 	out := make([]interface{}, len(res))
 	for i, r := range res {
 		if r != nil {

@@ -592,7 +592,7 @@ func (a *applier) end(exec *storage.Execution, status ExecutionStatus, output js
 			}
 		}
 	}
-	a.emit(EventExecutionFinished, exec.TenantID, exec.ID)
+	a.emitStatus(EventExecutionFinished, exec.TenantID, exec.ID, status)
 	a.promoteDue = true
 	// Children do not outlive their parent.
 	children, err := a.tx.ChildExecutions(a.ctx, exec.TenantID, exec.ID)

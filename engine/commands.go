@@ -70,6 +70,18 @@ type CancelExecution struct {
 	Reason      string
 }
 
+// FireCron starts an execution for one tick of a workflow's cron trigger.
+// Each (workflow, trigger) remembers its last tick in the replicated
+// state, and a tick at or before it is refused: a tick fires once, whatever
+// leader proposes it and however often.
+type FireCron struct {
+	Tenant      string
+	WorkflowID  string
+	Trigger     int // index in the definition's triggers
+	Tick        time.Time
+	ExecutionID string
+}
+
 // SetLimits records engine-wide limits in the replicated state, so that
 // every node enforces the same ones. MaxConcurrentExecutions bounds the
 // running top-level executions (0: no bound); raising it starts waiting
@@ -113,6 +125,7 @@ func (ReclaimTasks) commandName() string    { return "reclaim_tasks" }
 func (CancelExecution) commandName() string { return "cancel_execution" }
 func (FireTimers) commandName() string      { return "fire_timers" }
 func (SetLimits) commandName() string       { return "set_limits" }
+func (FireCron) commandName() string        { return "fire_cron" }
 
 // Result is what applying one command produced. Err carries an
 // application-level refusal (not found, conflict, stale lease); it travels
@@ -138,6 +151,9 @@ type Event struct {
 	Kind        EventKind
 	Tenant      string
 	ExecutionID string
+	// Status is the execution's new status, on EventExecutionFinished:
+	// observers that count outcomes need not read the store.
+	Status string
 }
 
 // EventKind names what happened.
@@ -153,4 +169,7 @@ const (
 	// EventTimersChanged: a timer was created; the earliest due may be
 	// sooner than the timer loop thought.
 	EventTimersChanged
+	// EventExecutionStarted: an execution began running, when created or
+	// when a concurrency slot freed for it.
+	EventExecutionStarted
 )

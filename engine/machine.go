@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"strconv"
 	"sync"
 	"time"
@@ -94,6 +95,8 @@ func (m *Machine) Apply(ctx context.Context, tx storage.Repos, st Stamp, cmd Com
 		res, err = a.fireTimers(c)
 	case *SetLimits:
 		res, err = a.setLimits(c)
+	case *FireCron:
+		res, err = a.fireCron(c)
 	default:
 		return Result{}, nil, fmt.Errorf("engine: no handler for command %T", cmd)
 	}
@@ -151,6 +154,11 @@ type applier struct {
 
 func (a *applier) emit(kind EventKind, tenant, execID string) {
 	a.events = append(a.events, Event{Kind: kind, Tenant: tenant, ExecutionID: execID})
+}
+
+// emitStatus is emit for an event that carries the execution's status.
+func (a *applier) emitStatus(kind EventKind, tenant, execID string, status ExecutionStatus) {
+	a.events = append(a.events, Event{Kind: kind, Tenant: tenant, ExecutionID: execID, Status: string(status)})
 }
 
 func (a *applier) putWorkflow(c *PutWorkflow) (Result, error) {
@@ -240,6 +248,7 @@ func (a *applier) create(exec *storage.Execution, wf *storage.Workflow) (existin
 	if !created || queue {
 		return old, nil, nil
 	}
+	a.emit(EventExecutionStarted, exec.TenantID, exec.ID)
 	return nil, nil, a.begin(exec, wf, plan)
 }
 
@@ -305,6 +314,7 @@ func (a *applier) promote() error {
 			return fmt.Errorf("engine: pending execution %s changed under promotion", exec.ID)
 		}
 		exec.Status = string(StatusRunning)
+		a.emit(EventExecutionStarted, exec.TenantID, exec.ID)
 		plan, err := a.m.plan(wf)
 		if err != nil {
 			if err := a.end(exec, StatusFailed, nil, err.Error()); err != nil {
@@ -316,6 +326,44 @@ func (a *applier) promote() error {
 			return err
 		}
 	}
+}
+
+func (a *applier) fireCron(c *FireCron) (Result, error) {
+	key := "cron:" + c.Tenant + "/" + c.WorkflowID + "/" + strconv.Itoa(c.Trigger)
+	last, err := a.tx.Setting(a.ctx, key, math.MinInt64)
+	if err != nil {
+		return Result{}, err
+	}
+	if c.Tick.UnixNano() <= last {
+		return Result{Err: fmt.Errorf("%w: tick %s of %s already fired", storage.ErrConflict, c.Tick.Format(time.RFC3339Nano), c.WorkflowID)}, nil
+	}
+	wf, err := a.tx.GetWorkflow(a.ctx, c.Tenant, c.WorkflowID, 0)
+	if errors.Is(err, storage.ErrNotFound) {
+		return Result{Err: err}, nil
+	}
+	if err != nil {
+		return Result{}, err
+	}
+	plan, err := a.m.plan(wf)
+	if err != nil {
+		return Result{Err: err}, nil
+	}
+	tr := plan.Definition().Triggers
+	if c.Trigger >= len(tr) || tr[c.Trigger].Type != "cron" {
+		return Result{Err: fmt.Errorf("%w: workflow %s has no cron trigger %d", storage.ErrNotFound, c.WorkflowID, c.Trigger)}, nil
+	}
+	if err := a.tx.PutSetting(a.ctx, key, c.Tick.UnixNano()); err != nil {
+		return Result{}, err
+	}
+	input, _ := json.Marshal(map[string]string{
+		"trigger": "cron", "schedule": tr[c.Trigger].Schedule, "tick": c.Tick.UTC().Format(time.RFC3339Nano),
+	})
+	exec := &storage.Execution{TenantID: c.Tenant, ID: c.ExecutionID, Input: input}
+	_, refusal, err := a.create(exec, wf)
+	if err != nil || refusal != nil {
+		return Result{Err: refusal}, err
+	}
+	return Result{ExecutionID: exec.ID, Created: true}, nil
 }
 
 func (a *applier) setLimits(c *SetLimits) (Result, error) {

@@ -44,12 +44,17 @@ type ServiceConfig struct {
 	// Blobs holds outputs too large for the log; answers carry their
 	// content.
 	Blobs storage.BlobStore
+	// Tenants lists the tenants whose triggers this node serves; nil
+	// means only "default".
+	Tenants []string
 }
 
 // Service is the engine as the API sees it: validated writes become
 // commands, reads come from the local store, and callers can wait for an
 // execution to finish.
 type Service struct {
+	tenants       []string
+	trig          triggerIndex
 	blobs         storage.BlobStore
 	maxConcurrent int
 	sub           Submitter
@@ -70,7 +75,11 @@ func NewService(cfg ServiceConfig) *Service {
 	if h == nil {
 		h = NewHub()
 	}
-	return &Service{blobs: cfg.Blobs, maxConcurrent: cfg.MaxConcurrentExecutions, sub: cfg.Submitter, barrier: cfg.Barrier, store: cfg.Store, opts: cfg.Options, logger: l, hub: h}
+	tenants := cfg.Tenants
+	if tenants == nil {
+		tenants = []string{"default"}
+	}
+	return &Service{tenants: tenants, trig: triggerIndex{maxAge: 5 * time.Second}, blobs: cfg.Blobs, maxConcurrent: cfg.MaxConcurrentExecutions, sub: cfg.Submitter, barrier: cfg.Barrier, store: cfg.Store, opts: cfg.Options, logger: l, hub: h}
 }
 
 // Hub returns the service's event hub; the FSM publishes into it.
@@ -110,6 +119,7 @@ func (s *Service) PutWorkflow(ctx context.Context, tenant string, def *Definitio
 	if err != nil {
 		return nil, err
 	}
+	s.workflowsChanged()
 	return s.store.GetWorkflow(ctx, tenant, def.ID, res.Version)
 }
 
@@ -126,6 +136,7 @@ func (s *Service) ListWorkflows(ctx context.Context, tenant string, page storage
 // DeleteWorkflow deletes a workflow; running executions finish.
 func (s *Service) DeleteWorkflow(ctx context.Context, tenant, id string) error {
 	_, err := s.submit(ctx, &DeleteWorkflow{Tenant: tenant, ID: id})
+	s.workflowsChanged()
 	return err
 }
 

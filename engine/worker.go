@@ -44,6 +44,11 @@ type WorkerConfig struct {
 	Blobs         storage.BlobStore
 	BlobThreshold int
 	Logger        *slog.Logger
+	// OnAttempt, if set, is told how long each attempt's action ran and
+	// how it ended: "succeeded", "failed" or "stopped" (its result was
+	// not wanted, or shutdown cut it short). Pure builtins that the
+	// decider runs inside Apply never reach a worker and are not seen.
+	OnAttempt func(action, outcome string, d time.Duration)
 }
 
 // Worker claims tasks, runs their actions and reports the results, with at
@@ -185,8 +190,20 @@ func (w *Worker) execute(ctx context.Context, t *storage.Task) *CompleteTask {
 	defer close(hbDone)
 	go w.heartbeat(actx, t, hbDone, func() { cancel(errStopped) })
 
+	began := time.Now()
 	out, err := w.runAction(actx, t)
-	if errors.Is(context.Cause(actx), errStopped) || (err != nil && ctx.Err() != nil) {
+	stopped := errors.Is(context.Cause(actx), errStopped) || (err != nil && ctx.Err() != nil)
+	if w.cfg.OnAttempt != nil {
+		outcome := "succeeded"
+		switch {
+		case stopped:
+			outcome = "stopped"
+		case err != nil:
+			outcome = "failed"
+		}
+		w.cfg.OnAttempt(t.Action, outcome, time.Since(began))
+	}
+	if stopped {
 		// Stopped because nobody wants the result, or cut short by
 		// shutdown: report nothing. In the second case the lease expires
 		// (or the restarted node takes it back) and the attempt runs again.

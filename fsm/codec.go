@@ -35,6 +35,7 @@ const (
 	typeCancel         byte = 8
 	typeFireTimers     byte = 9
 	typeSetLimits      byte = 10
+	typeFireCron       byte = 11
 )
 
 // ErrUnknownCommand reports a command type this version cannot apply.
@@ -152,6 +153,13 @@ func encodeCommand(e *encoder, cmd engine.Command) error {
 		e.str(c.Tenant)
 		e.str(c.ExecutionID)
 		e.str(c.Reason)
+	case *engine.FireCron:
+		e.byte(typeFireCron)
+		e.str(c.Tenant)
+		e.str(c.WorkflowID)
+		e.uvarint(uint64(c.Trigger))
+		e.varint(c.Tick.UnixNano())
+		e.str(c.ExecutionID)
 	case *engine.SetLimits:
 		e.byte(typeSetLimits)
 		e.uvarint(uint64(c.MaxConcurrentExecutions))
@@ -186,6 +194,8 @@ func decodeCommand(raw []byte) (engine.Command, error) {
 		c = &engine.ReclaimTasks{Max: d.count(), HolderPrefix: d.str(), KeepHolder: d.str()}
 	case typeCancel:
 		c = &engine.CancelExecution{Tenant: d.str(), ExecutionID: d.str(), Reason: d.str()}
+	case typeFireCron:
+		c = &engine.FireCron{Tenant: d.str(), WorkflowID: d.str(), Trigger: d.count(), Tick: time.Unix(0, d.varint()).UTC(), ExecutionID: d.str()}
 	case typeSetLimits:
 		c = &engine.SetLimits{MaxConcurrentExecutions: d.count()}
 	case typeFireTimers:

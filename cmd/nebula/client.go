@@ -77,15 +77,36 @@ func (c *apiClient) call(ctx context.Context, method, path string, body []byte) 
 		return nil, fmt.Errorf("reading answer of %s: %w", c.base, err)
 	}
 	if resp.StatusCode/100 != 2 {
-		var e struct {
-			Error struct{ Code, Message string }
-		}
-		if json.Unmarshal(raw, &e) == nil && e.Error.Code != "" {
-			return nil, fmt.Errorf("%s (%s, HTTP %d)", e.Error.Message, e.Error.Code, resp.StatusCode)
-		}
-		return nil, fmt.Errorf("HTTP %d: %s", resp.StatusCode, bytes.TrimSpace(raw))
+		return nil, newAPIError(resp.StatusCode, raw)
 	}
 	return raw, nil
+}
+
+// apiError is a non-2xx answer. Callers that must tell answers apart (a
+// route an older server lacks) look at Status; users read the message.
+type apiError struct {
+	Status        int
+	Code, Message string
+}
+
+// newAPIError reads the API's error shape from the body of a non-2xx
+// answer, or keeps the body itself when it is not that shape (a proxy's
+// page, say), on one line since errors are printed as one.
+func newAPIError(status int, body []byte) *apiError {
+	var e struct {
+		Error struct{ Code, Message string }
+	}
+	if json.Unmarshal(body, &e) == nil && e.Error.Code != "" {
+		return &apiError{Status: status, Code: e.Error.Code, Message: e.Error.Message}
+	}
+	return &apiError{Status: status, Message: strings.Join(strings.Fields(string(body)), " ")}
+}
+
+func (e *apiError) Error() string {
+	if e.Code == "" {
+		return fmt.Sprintf("HTTP %d: %s", e.Status, e.Message)
+	}
+	return fmt.Sprintf("%s (%s, HTTP %d)", e.Message, e.Code, e.Status)
 }
 
 func newClusterCmd() *cobra.Command {

@@ -386,6 +386,7 @@ func runNode(ctx context.Context, cfg *config.Config, r role, logger *slog.Logge
 		svc.RunMaintenance(ctx, node.IsLeader, nodeID+"/", holder, time.Second)
 	})
 	goWork(func(ctx context.Context) { svc.RunTimers(ctx, node.IsLeader) })
+	goWork(func(ctx context.Context) { svc.RunCron(ctx, node.IsLeader) })
 	if cfg.Worker.Enabled {
 		wake, stopWake := hub.TasksReady()
 		defer stopWake()

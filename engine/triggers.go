@@ -1,0 +1,196 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nebula-engine/nebula/internal/ids"
+	"github.com/nebula-engine/nebula/storage"
+)
+
+// triggerIndex maps each tenant's workflows to their triggers, built from
+// the stored definitions and rebuilt when one changed (every build reads
+// the latest versions; definitions are parsed once per version).
+type triggerIndex struct {
+	mu     sync.Mutex
+	built  time.Time
+	hooks  map[string]hookTarget // tenant + "\x00" + path
+	crons  []cronTrigger
+	parsed map[string]*Definition // tenant/id/version
+	maxAge time.Duration
+	dirty  bool
+}
+
+type hookTarget struct {
+	workflowID string
+	timeout    time.Duration
+}
+
+type cronTrigger struct {
+	tenant, workflowID string
+	index              int
+	schedule           *Schedule
+}
+
+func normalizeHookPath(p string) string { return strings.Trim(p, "/") }
+
+// triggers returns the index, rebuilt when it is older than maxAge or a
+// workflow changed.
+func (s *Service) triggers(ctx context.Context) (*triggerIndex, error) {
+	ix := &s.trig
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	if !ix.dirty && ix.hooks != nil && time.Since(ix.built) < ix.maxAge {
+		return ix, nil
+	}
+	if ix.parsed == nil {
+		ix.parsed = make(map[string]*Definition)
+	}
+	hooks := make(map[string]hookTarget)
+	var crons []cronTrigger
+	for _, tenant := range s.tenants {
+		page := storage.Page{Limit: 1000}
+		for {
+			wfs, next, err := s.store.ListWorkflows(ctx, tenant, page)
+			if err != nil {
+				return nil, err
+			}
+			for _, wf := range wfs {
+				key := fmt.Sprintf("%s/%s/%d", tenant, wf.ID, wf.Version)
+				def := ix.parsed[key]
+				if def == nil {
+					if def, err = ParseDefinition(wf.Definition); err != nil {
+						continue // stored definitions parsed when saved
+					}
+					ix.parsed[key] = def
+				}
+				for i, tr := range def.Triggers {
+					switch tr.Type {
+					case "webhook":
+						k := tenant + "\x00" + normalizeHookPath(tr.Path)
+						if _, taken := hooks[k]; !taken { // by id order: the first wins
+							hooks[k] = hookTarget{workflowID: wf.ID, timeout: time.Duration(def.Timeout)}
+						}
+					case "cron":
+						if sch, err := ParseSchedule(tr.Schedule); err == nil {
+							crons = append(crons, cronTrigger{tenant: tenant, workflowID: wf.ID, index: i, schedule: sch})
+						}
+					}
+				}
+			}
+			if next == "" {
+				break
+			}
+			page.Cursor = next
+		}
+	}
+	ix.hooks, ix.crons, ix.built, ix.dirty = hooks, crons, time.Now(), false
+	return ix, nil
+}
+
+// workflowsChanged marks the trigger index stale.
+func (s *Service) workflowsChanged() {
+	s.trig.mu.Lock()
+	s.trig.dirty = true
+	s.trig.mu.Unlock()
+}
+
+// ErrNoWebhook reports that no workflow has a webhook trigger with a path.
+var ErrNoWebhook = fmt.Errorf("no webhook: %w", storage.ErrNotFound)
+
+// Webhook starts the workflow whose webhook trigger has path, with input
+// built from the request, and waits for it up to the workflow's timeout
+// (30s when it has none). It returns the execution as it is then.
+func (s *Service) Webhook(ctx context.Context, tenant, path string, input json.RawMessage) (*storage.Execution, error) {
+	ix, err := s.triggers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ix.mu.Lock()
+	target, ok := ix.hooks[tenant+"\x00"+normalizeHookPath(path)]
+	ix.mu.Unlock()
+	if !ok {
+		return nil, fmt.Errorf("%w for path %q", ErrNoWebhook, "/"+normalizeHookPath(path))
+	}
+	e, _, err := s.StartExecution(ctx, StartRequest{Tenant: tenant, WorkflowID: target.workflowID, Input: input})
+	if err != nil {
+		return nil, err
+	}
+	wait := target.timeout
+	if wait <= 0 {
+		wait = 30 * time.Second
+	}
+	return s.WaitExecution(ctx, tenant, e.ID, wait)
+}
+
+// RunCron fires cron triggers while this node leads, until ctx ends. Ticks
+// are computed from now when it starts leading: ticks missed while no
+// leader ran are skipped, not replayed in a burst. Each tick is proposed
+// with its time; the state machine refuses a tick already fired, so a new
+// leader re-proposing one is harmless.
+func (s *Service) RunCron(ctx context.Context, leading func() bool) {
+	const idle = time.Second
+	next := map[string]time.Time{} // by tenant/workflow/trigger
+	wasLeading := false
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if !leading() {
+			wasLeading = false
+			t.Reset(idle)
+			continue
+		}
+		if !wasLeading {
+			clear(next) // start from now
+			wasLeading = true
+		}
+		ix, err := s.triggers(ctx)
+		if err != nil {
+			t.Reset(idle)
+			continue
+		}
+		now := time.Now()
+		wait := idle
+		seen := map[string]bool{}
+		for _, c := range ix.crons {
+			key := fmt.Sprintf("%s/%s/%d", c.tenant, c.workflowID, c.index)
+			seen[key] = true
+			tick, ok := next[key]
+			if !ok {
+				tick = c.schedule.Next(now)
+			}
+			if tick.IsZero() {
+				continue
+			}
+			if !tick.After(now) {
+				_, err := s.submit(ctx, &FireCron{Tenant: c.tenant, WorkflowID: c.workflowID, Trigger: c.index, Tick: tick, ExecutionID: ids.New()})
+				if err != nil && !errors.Is(err, storage.ErrConflict) {
+					if ctx.Err() == nil {
+						s.logger.Warn("cron tick failed", "workflow", c.workflowID, "tick", tick, "err", err)
+					}
+					wait = 50 * time.Millisecond
+					continue // try the same tick again
+				}
+				tick = c.schedule.Next(now) // the next one from now: no burst
+			}
+			next[key] = tick
+			wait = min(wait, time.Until(tick))
+		}
+		for key := range next {
+			if !seen[key] {
+				delete(next, key)
+			}
+		}
+		t.Reset(max(wait, time.Millisecond))
+	}
+}
