@@ -529,3 +529,45 @@ func TestClusterTimersSurviveLeaderKill(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterCronAcrossLeaderKill runs an @every 1s cron for about 20 s
+// while the leader is killed: each tick fires at most once, and ticks fire
+// whenever a leader exists.
+func TestClusterCronAcrossLeaderKill(t *testing.T) {
+	c := newTestCluster(t, 3)
+	c.startAll()
+	li := c.waitAgreement(3, 20*time.Second)
+	f := c.nodes[(li+1)%3]
+	f.p.mustCall("PUT", "/v1/workflows/tick", `{"triggers":[{"type":"cron","schedule":"@every 1s"}],"nodes":[{"id":"n","action":"builtin.noop"}]}`, 200, nil)
+	start := time.Now()
+	time.Sleep(8 * time.Second)
+	c.nodes[li].p.kill()
+	killed := time.Now()
+	c.waitAgreement(3, 20*time.Second)
+	elected := time.Now()
+	time.Sleep(10 * time.Second)
+	end := time.Now()
+
+	var list struct {
+		Items []struct {
+			Input struct {
+				Tick time.Time `json:"tick"`
+			} `json:"input"`
+		} `json:"items"`
+	}
+	f.p.mustCall("GET", "/v1/executions?workflow=tick&limit=1000&consistent=true", "", 200, &list)
+	seen := map[time.Time]bool{}
+	for _, it := range list.Items {
+		if seen[it.Input.Tick] {
+			t.Fatalf("tick %s fired twice", it.Input.Tick)
+		}
+		seen[it.Input.Tick] = true
+	}
+	// Ticks while a leader existed: from the save to the kill, and from
+	// the new election to the end; allow one at each edge.
+	withLeader := int(killed.Sub(start).Seconds()) + int(end.Sub(elected).Seconds())
+	t.Logf("%d executions for about %d ticks with a leader (%s without one)", len(list.Items), withLeader, elected.Sub(killed).Round(time.Millisecond))
+	if d := len(list.Items) - withLeader; d < -3 || d > 3 {
+		t.Fatalf("%d executions, want about %d (one per tick while a leader existed)", len(list.Items), withLeader)
+	}
+}

@@ -25,6 +25,7 @@ import (
 	"github.com/nebula-engine/nebula/fsm"
 	"github.com/nebula-engine/nebula/internal/config"
 	"github.com/nebula-engine/nebula/internal/ids"
+	"github.com/nebula-engine/nebula/internal/metrics"
 	"github.com/nebula-engine/nebula/storage"
 	"github.com/nebula-engine/nebula/storage/blobfs"
 	"github.com/nebula-engine/nebula/storage/sqlite"
@@ -249,8 +250,9 @@ func runNode(ctx context.Context, cfg *config.Config, r role, logger *slog.Logge
 	})
 	opts := engine.Options{KnownAction: actions.Has}
 	hub := engine.NewHub()
+	nodeMetrics := metrics.New()
 	machine := engine.NewMachine(engine.MachineConfig{Options: opts, Blobs: blobs, Logger: logger})
-	f, err := fsm.New(ctx, fsm.Config{Store: store, Machine: machine, Logger: logger, OnEvents: hub.Publish, TempDir: dataDir})
+	f, err := fsm.New(ctx, fsm.Config{Store: store, Machine: machine, Logger: logger, OnEvents: countEvents(nodeMetrics, hub.Publish), TempDir: dataDir})
 	if err != nil {
 		return err
 	}
@@ -263,6 +265,8 @@ func runNode(ctx context.Context, cfg *config.Config, r role, logger *slog.Logge
 		SnapshotThreshold: cfg.Cluster.SnapshotThreshold,
 		SnapshotInterval:  time.Duration(cfg.Cluster.SnapshotInterval),
 		TrailingLogs:      cfg.Cluster.TrailingLogs,
+		OnApply:           nodeMetrics.ObserveApply,
+		OnLeaderChange:    nodeMetrics.LeaderChanged,
 	}
 	if r == roleDesktop {
 		ccfg.Bootstrap = true
@@ -296,6 +300,7 @@ func runNode(ctx context.Context, cfg *config.Config, r role, logger *slog.Logge
 		return err
 	}
 	defer node.Close()
+	watchNode(nodeMetrics, node, store)
 	if r != roleDesktop {
 		// Gossip starts after Raft is open, so that the first message
 		// already says whether this node belongs to a group: a new node
@@ -335,6 +340,7 @@ func runNode(ctx context.Context, cfg *config.Config, r role, logger *slog.Logge
 		Ready:   node.Ready,
 		Logger:  logger,
 		Cluster: clusterView(node, members, nodeID, ln.Addr().String()),
+		Metrics: nodeMetrics,
 	}))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	serveErr := make(chan error, 1)
@@ -403,6 +409,7 @@ func runNode(ctx context.Context, cfg *config.Config, r role, logger *slog.Logge
 			Hub:            hub,
 			Blobs:          blobs,
 			Logger:         logger,
+			OnAttempt:      nodeMetrics.AttemptFinished,
 		})
 		goWork(w.Run)
 	}
