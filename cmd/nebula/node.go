@@ -356,9 +356,12 @@ func runNode(ctx context.Context, cfg *config.Config, r role, logger *slog.Logge
 	}
 
 	// Background work runs under its own context so that shutdown can
-	// stop it after the API stopped taking requests.
+	// stop it after the API stopped taking requests. Running attempts have
+	// one more: they may finish (drain) after claiming stopped.
 	workCtx, stopWork := context.WithCancel(context.Background())
 	defer stopWork()
+	attemptsCtx, stopAttempts := context.WithCancel(context.Background())
+	defer stopAttempts()
 	var work sync.WaitGroup
 	goWork := func(fn func(context.Context)) {
 		work.Add(1)
@@ -411,7 +414,7 @@ func runNode(ctx context.Context, cfg *config.Config, r role, logger *slog.Logge
 			Logger:         logger,
 			OnAttempt:      nodeMetrics.AttemptFinished,
 		})
-		goWork(w.Run)
+		goWork(func(ctx context.Context) { w.RunDrain(ctx, attemptsCtx) })
 	}
 
 	go func() {
@@ -432,22 +435,38 @@ func runNode(ctx context.Context, cfg *config.Config, r role, logger *slog.Logge
 			return fmt.Errorf("api: %w", err)
 		}
 	}
+	shutCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutCtx); err != nil {
+		logger.Warn("api shutdown", "err", err)
+	}
+	// Stop claiming and let running attempts finish, for a while.
+	stopWork()
+	drained := make(chan struct{})
+	go func() { work.Wait(); close(drained) }()
+	select {
+	case <-drained:
+	case <-time.After(10 * time.Second):
+		logger.Warn("attempts still running after 10s; handing them back")
+		stopAttempts()
+		<-drained
+	}
+	// Attempts cut short are handed back now rather than when their
+	// lease would expire.
+	handCtx, cancelHand := context.WithTimeout(context.Background(), 5*time.Second)
+	if _, err := node.Submit(handCtx, &engine.ReclaimTasks{Max: 1000, HolderPrefix: holder}); err != nil {
+		logger.Debug("hand back", "err", err)
+	}
+	cancelHand()
 	if members != nil {
-		// Leave first, while the API still forwards: the leader removes
-		// this node from the configuration at once.
+		// Leave: the leader removes this node from the configuration at
+		// once (leadership moves first when this node leads).
 		leaveCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		if err := cluster.GracefulLeave(leaveCtx, rc); err != nil {
 			logger.Warn("leave", "err", err)
 		}
 		cancel()
 	}
-	shutCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutCtx); err != nil {
-		logger.Warn("api shutdown", "err", err)
-	}
-	stopWork()
-	work.Wait()
 	if err := node.Close(); err != nil {
 		logger.Warn("raft shutdown", "err", err)
 	}
