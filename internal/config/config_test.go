@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -64,5 +65,34 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 				t.Errorf("error %q does not name %q", err, tt.key)
 			}
 		})
+	}
+}
+
+// TestShippedPresetsLoad loads every file in deploy/ as written: each
+// parses with every key known; those naming backends this build lacks are
+// refused by Validate, naming the key.
+func TestShippedPresetsLoad(t *testing.T) {
+	files, err := filepath.Glob("../../deploy/config.*.toml")
+	if err != nil || len(files) < 4 {
+		t.Fatalf("presets: %v %v", files, err)
+	}
+	for _, f := range files {
+		c, err := LoadFile(f, "desktop")
+		if err != nil {
+			t.Errorf("%s: %v", f, err)
+			continue
+		}
+		c.Resolve()
+		err = c.Validate()
+		switch filepath.Base(f) {
+		case "config.desktop.toml", "config.selfhost.toml":
+			if err != nil {
+				t.Errorf("%s: %v", f, err)
+			}
+		default:
+			if err == nil || !strings.Contains(err.Error(), "backend") {
+				t.Errorf("%s: Validate = %v, want a refusal naming the backend", f, err)
+			}
+		}
 	}
 }
