@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"sort"
 	"strconv"
@@ -111,7 +112,7 @@ func listAll(ctx context.Context, c *apiClient, path string, q url.Values, limit
 		}
 		q.Set("limit", strconv.Itoa(size))
 		var page listPage
-		if _, err := getDoc(ctx, c, "GET", path+"?"+q.Encode(), nil, &page); err != nil {
+		if _, err := getDoc(ctx, c, http.MethodGet, path+"?"+q.Encode(), nil, &page); err != nil {
 			return listPage{}, err
 		}
 		all.Items = append(all.Items, page.Items...)
@@ -182,10 +183,15 @@ func clipText(s string, max int) string {
 }
 
 // table writes aligned columns under a header.
-type table struct{ tw *tabwriter.Writer }
+type table struct {
+	w   io.Writer
+	buf bytes.Buffer
+	tw  *tabwriter.Writer
+}
 
 func newTable(w io.Writer, header ...string) *table {
-	t := &table{tw: tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)}
+	t := &table{w: w}
+	t.tw = tabwriter.NewWriter(&t.buf, 0, 4, 2, ' ', 0)
 	t.row(header...)
 	return t
 }
@@ -201,7 +207,20 @@ func (t *table) row(cells ...string) {
 	fmt.Fprintln(t.tw, strings.Join(cells, "\t"))
 }
 
-func (t *table) flush() error { return t.tw.Flush() }
+// flush writes the table out. Empty last cells leave padding behind them,
+// which is trimmed.
+func (t *table) flush() error {
+	if err := t.tw.Flush(); err != nil {
+		return err
+	}
+	var out bytes.Buffer
+	for line := range strings.Lines(t.buf.String()) {
+		out.WriteString(strings.TrimRight(line, " \n"))
+		out.WriteByte('\n')
+	}
+	_, err := out.WriteTo(t.w)
+	return err
+}
 
 // parseTime reads a timestamp of the API; a missing or bad one is zero,
 // shown as unknown rather than failing a whole listing.

@@ -29,11 +29,10 @@ const journalPoll = 200 * time.Millisecond
 
 func newRunCmd() *cobra.Command {
 	var (
-		f              clientFlags
-		input, key     string
-		wait, follow   bool
-		timeout        time.Duration
-		defaultTimeout = 5 * time.Minute
+		f            clientFlags
+		input, key   string
+		wait, follow bool
+		timeout      time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "run WORKFLOW_ID",
@@ -99,7 +98,7 @@ was still running when --timeout passed.`,
 	fs.StringVar(&key, "idempotency-key", "", "starting again with the same key returns the first execution")
 	fs.BoolVar(&wait, "wait", false, "wait for the execution to end, then print it")
 	fs.BoolVar(&follow, "follow", false, "print the execution's progress as it happens, until it ends")
-	fs.DurationVar(&timeout, "timeout", defaultTimeout, "with --wait or --follow, how long to wait (0: no limit)")
+	fs.DurationVar(&timeout, "timeout", 5*time.Minute, "with --wait or --follow, how long to wait (0: no limit)")
 	return cmd
 }
 
@@ -361,24 +360,23 @@ func (fl *follower) line(e journalDoc) string {
 	case "node_attempt_finished":
 		text = attemptResult(e, span(fl.starts[attempt], at))
 	case "execution_succeeded":
-		return clock + "  " + took("execution succeeded", span(fl.begin, at)) + ", output " + clipText(compactJSON(e.Output), 100)
+		text = took("execution succeeded", span(fl.begin, at)) + ", output " + clipText(compactJSON(e.Output), 100)
 	case "execution_failed":
-		return clock + "  " + took("execution failed", span(fl.begin, at)) + ": " + clipText(e.Error, 200)
+		text = took("execution failed", span(fl.begin, at)) + ": " + clipText(e.Error, 200)
 	case "execution_cancelled":
-		text := took("execution cancelled", span(fl.begin, at))
+		text = took("execution cancelled", span(fl.begin, at))
 		if e.Reason != "" {
 			text += ": " + clipText(e.Reason, 200)
 		}
-		return clock + "  " + text
 	case "execution_timed_out":
-		return clock + "  " + took("execution timed out", span(fl.begin, at))
+		text = took("execution timed out", span(fl.begin, at))
 	default:
 		// execution_started, execution_queued, cancellation_requested and
 		// any type a newer server adds read well as they are.
-		if e.Node == "" {
-			return clock + "  " + words(e.Type)
-		}
 		text = words(e.Type)
+	}
+	if e.Node == "" {
+		return clock + "  " + text
 	}
 	return fmt.Sprintf("%s  %-*s  %s", clock, fl.width, e.Node, text)
 }

@@ -389,6 +389,26 @@ func TestClusterCatchUpBySnapshot(t *testing.T) {
 		def := fmt.Sprintf(`{"nodes":[{"id":"a","action":"builtin.noop"}],"name":"v%d"}`, i)
 		leader.mustCall("PUT", fmt.Sprintf("/v1/workflows/w%d", i%50), def, 200, nil)
 	}
+	// Wait for a snapshot taken after the writes: the log before it is
+	// trimmed, so the follower can only catch up from the snapshot.
+	written := time.Now()
+	snapDir := filepath.Join(c.nodes[li].dir, "data", "raft", "snapshots")
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		entries, _ := os.ReadDir(snapDir)
+		fresh := false
+		for _, e := range entries {
+			if info, err := e.Info(); err == nil && e.IsDir() && info.ModTime().After(written) {
+				fresh = true
+			}
+		}
+		if fresh {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no snapshot in %s after the writes", snapDir)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	c.start(fi)
 	c.nodes[fi].p.waitReady(60 * time.Second)
 	deadline := time.Now().Add(30 * time.Second)

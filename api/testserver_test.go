@@ -1,0 +1,82 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/nebula-engine/nebula/cluster"
+	"github.com/nebula-engine/nebula/engine"
+	"github.com/nebula-engine/nebula/fsm"
+	"github.com/nebula-engine/nebula/internal/metrics"
+	"github.com/nebula-engine/nebula/storage/blobfs"
+	"github.com/nebula-engine/nebula/storage/sqlite"
+)
+
+// testServer is the API over a real in-process engine: SQLite state, the
+// FSM and a Raft group of one on an in-memory transport. No worker runs,
+// so executions stay pending; requests that need one answer all the same.
+type testServer struct {
+	handler http.Handler
+	svc     *engine.Service
+	node    *cluster.Node
+}
+
+// newTestServer builds a testServer in t.TempDir, ready to serve (the node
+// leads and its state caught up). Everything stops when t ends.
+func newTestServer(tb testing.TB) *testServer {
+	tb.Helper()
+	ctx := context.Background()
+	dir := tb.TempDir()
+	store, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(dir, "state.db")})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	blobs, err := blobfs.Open(blobfs.Config{Root: filepath.Join(dir, "blobs")})
+	if err != nil {
+		store.Close()
+		tb.Fatal(err)
+	}
+	opts := engine.Options{KnownAction: engine.Builtins(engine.BuiltinsConfig{}).Has}
+	hub := engine.NewHub()
+	machine := engine.NewMachine(engine.MachineConfig{Options: opts, Blobs: blobs})
+	f, err := fsm.New(ctx, fsm.Config{Store: store, Machine: machine, OnEvents: hub.Publish, TempDir: dir})
+	if err != nil {
+		store.Close()
+		tb.Fatal(err)
+	}
+	// No BindAddr: a group of one on an in-memory transport.
+	node, err := cluster.Open(ctx, cluster.Config{NodeID: "n1", Dir: filepath.Join(dir, "raft"), Bootstrap: true, FSM: f})
+	if err != nil {
+		store.Close()
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		node.Close()
+		store.Close()
+	})
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := node.WaitReady(wctx); err != nil {
+		tb.Fatalf("node not ready: %v", err)
+	}
+	svc := engine.NewService(engine.ServiceConfig{
+		Submitter: node,
+		Barrier:   node,
+		Store:     store,
+		Options:   opts,
+		Hub:       hub,
+		Blobs:     blobs,
+	})
+	h := New(Config{
+		Service: svc,
+		Ready:   node.Ready,
+		Cluster: func(context.Context) (ClusterView, error) {
+			return ClusterView{Leader: node.Leader(), Members: []ClusterMember{{ID: "n1", Status: "alive", Voter: true, Leader: node.IsLeader()}}}, nil
+		},
+		Metrics: metrics.New(),
+	})
+	return &testServer{handler: h, svc: svc, node: node}
+}
