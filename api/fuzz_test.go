@@ -22,6 +22,9 @@ type bodyEndpoint struct {
 	kind         string // workflow, start, cancel, claim, task, hook, hook-text
 	method, path string
 	contentType  string
+	// wait bounds the request: a claim's long poll and a webhook waiting
+	// for its execution answer when it ends, as when a client leaves.
+	wait time.Duration
 }
 
 // bodyTarget is a test server with the state the body endpoints need: a
@@ -42,7 +45,7 @@ func newBodyTarget(tb testing.TB) *bodyTarget {
 	srv := newTestServer(tb)
 	must := func(method, path, body string, want int) map[string]any {
 		tb.Helper()
-		rec := send(srv.handler, method, path, jsonType, []byte(body))
+		rec := send(srv.handler, method, path, jsonType, []byte(body), 0)
 		if rec.Code != want {
 			tb.Fatalf("%s %s: status %d, want %d: %s", method, path, rec.Code, want, rec.Body)
 		}
@@ -59,23 +62,31 @@ func newBodyTarget(tb testing.TB) *bodyTarget {
 	must(http.MethodPost, "/hooks/fuzz", `{}`, http.StatusAccepted)
 	task := "/v1/tasks/" + forTasks["id"].(string) + "/a/1/"
 	return &bodyTarget{srv: srv, endpoints: []bodyEndpoint{
-		{"workflow", http.MethodPut, "/v1/workflows/fuzzed", jsonType},
-		{"workflow", http.MethodPost, "/v1/workflows", jsonType},
-		{"start", http.MethodPost, "/v1/workflows/target/executions", jsonType},
-		{"cancel", http.MethodPost, "/v1/executions/" + forCancel["id"].(string) + "/cancel", jsonType},
-		{"claim", http.MethodPost, "/v1/tasks/claim", jsonType},
-		{"task", http.MethodPost, task + "complete", jsonType},
-		{"task", http.MethodPost, task + "fail", jsonType},
-		{"task", http.MethodPost, task + "heartbeat", jsonType},
-		{"hook", http.MethodPost, "/hooks/fuzz", jsonType},
-		{"hook-text", http.MethodPut, "/hooks/fuzz", textType},
+		{"workflow", http.MethodPut, "/v1/workflows/fuzzed", jsonType, 0},
+		{"workflow", http.MethodPost, "/v1/workflows", jsonType, 0},
+		{"start", http.MethodPost, "/v1/workflows/target/executions", jsonType, 0},
+		{"cancel", http.MethodPost, "/v1/executions/" + forCancel["id"].(string) + "/cancel", jsonType, 0},
+		{"claim", http.MethodPost, "/v1/tasks/claim", jsonType, shortWait},
+		{"task", http.MethodPost, task + "complete", jsonType, 0},
+		{"task", http.MethodPost, task + "fail", jsonType, 0},
+		{"task", http.MethodPost, task + "heartbeat", jsonType, 0},
+		{"hook", http.MethodPost, "/hooks/fuzz", jsonType, shortWait},
+		{"hook-text", http.MethodPut, "/hooks/fuzz", textType, shortWait},
 	}}
 }
 
-// send serves one request. Its context ends after a few seconds, so that a
-// body asking for a long poll (a claim's wait) cannot stall the caller.
-func send(h http.Handler, method, path, contentType string, body []byte) *httptest.ResponseRecorder {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+// shortWait bounds requests that may wait for work by design.
+const shortWait = 250 * time.Millisecond
+
+// send serves one request. Its context ends after wait (zero: a few
+// seconds), so that no body can stall the caller: one asking for a long
+// poll, or a fuzzed workflow that takes over the webhook with a long
+// timeout.
+func send(h http.Handler, method, path, contentType string, body []byte, wait time.Duration) *httptest.ResponseRecorder {
+	if wait == 0 {
+		wait = 5 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	req := httptest.NewRequestWithContext(ctx, method, path, bytes.NewReader(body))
 	req.Header.Set("Content-Type", contentType)
@@ -133,12 +144,12 @@ func checkAnswer(t *testing.T, ep bodyEndpoint, body []byte, rec *httptest.Respo
 func FuzzAPIBodies(f *testing.F) {
 	// More seeds are in testdata/fuzz/FuzzAPIBodies.
 	f.Add([]byte(`{}`))
-	f.Add([]byte(targetWorkflow))
+	f.Add([]byte(`{"id":"fuzzed","nodes":[{"id":"a","action":"builtin.noop"}]}`))
 	f.Add([]byte(`{"token":1,"lease_ttl":"10s"}`))
 	bt := newBodyTarget(f)
 	f.Fuzz(func(t *testing.T, body []byte) {
 		for _, ep := range bt.endpoints {
-			checkAnswer(t, ep, body, send(bt.srv.handler, ep.method, ep.path, ep.contentType, body))
+			checkAnswer(t, ep, body, send(bt.srv.handler, ep.method, ep.path, ep.contentType, body, ep.wait))
 		}
 	})
 }
@@ -213,7 +224,7 @@ func TestHostileRequests(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			for _, ep := range bt.endpoints {
-				rec := send(bt.srv.handler, ep.method, ep.path, ep.contentType, c.body)
+				rec := send(bt.srv.handler, ep.method, ep.path, ep.contentType, c.body, ep.wait)
 				code := checkAnswer(t, ep, c.body, rec)
 				want, ok := c.want[ep.kind]
 				if ok && (rec.Code != want.status || code != want.code) {
@@ -232,7 +243,7 @@ func TestHostileRequests(t *testing.T) {
 		{http.MethodPost, "/healthz", answer{http.StatusMethodNotAllowed, "bad_request"}},
 	} {
 		ep := bodyEndpoint{method: r.method, path: r.path}
-		rec := send(bt.srv.handler, r.method, r.path, jsonType, []byte(`{}`))
+		rec := send(bt.srv.handler, r.method, r.path, jsonType, []byte(`{}`), 0)
 		if code := checkAnswer(t, ep, nil, rec); rec.Code != r.want.status || code != r.want.code {
 			t.Errorf("%s %s: %d %q, want %d %q", r.method, r.path, rec.Code, code, r.want.status, r.want.code)
 		}
