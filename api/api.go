@@ -243,7 +243,7 @@ func (s *server) getWorkflow(w http.ResponseWriter, r *http.Request) error {
 	id := mux.Vars(r)["id"]
 	wf, err := s.svc.GetWorkflow(r.Context(), tenantOf(r), id)
 	if err != nil {
-		return fmt.Errorf("workflow %q: %w", id, err)
+		return err // the store names the workflow
 	}
 	return writeJSON(w, http.StatusOK, viewWorkflow(wf))
 }
@@ -267,7 +267,7 @@ func (s *server) listWorkflows(w http.ResponseWriter, r *http.Request) error {
 func (s *server) deleteWorkflow(w http.ResponseWriter, r *http.Request) error {
 	id := mux.Vars(r)["id"]
 	if err := s.svc.DeleteWorkflow(r.Context(), tenantOf(r), id); err != nil {
-		return fmt.Errorf("workflow %q: %w", id, err)
+		return err // the store names the workflow
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
@@ -339,7 +339,7 @@ func (s *server) getExecution(w http.ResponseWriter, r *http.Request) error {
 		e, err = s.svc.GetExecution(r.Context(), tenantOf(r), id)
 	}
 	if err != nil {
-		return fmt.Errorf("execution %q: %w", id, err)
+		return err // the store names the execution
 	}
 	return writeJSON(w, http.StatusOK, viewExecution(e))
 }
@@ -348,7 +348,7 @@ func (s *server) cancelExecution(w http.ResponseWriter, r *http.Request) error {
 	id := mux.Vars(r)["id"]
 	e, err := s.svc.CancelExecution(r.Context(), tenantOf(r), id)
 	if err != nil {
-		return fmt.Errorf("execution %q: %w", id, err)
+		return err // the store names the execution
 	}
 	return writeJSON(w, http.StatusOK, viewExecution(e))
 }
@@ -378,7 +378,7 @@ func (s *server) journal(w http.ResponseWriter, r *http.Request) error {
 	id := mux.Vars(r)["id"]
 	entries, err := s.svc.Journal(r.Context(), tenantOf(r), id)
 	if err != nil {
-		return fmt.Errorf("execution %q: %w", id, err)
+		return err // the store names the execution
 	}
 	items := make([]any, len(entries))
 	for i, e := range entries {

@@ -36,7 +36,7 @@ func (s *server) events(w http.ResponseWriter, r *http.Request) error {
 	changed, stop := s.svc.Watch(id)
 	defer stop()
 	if _, err := s.svc.GetExecution(r.Context(), tenant, id); err != nil {
-		return fmt.Errorf("execution %q: %w", id, err)
+		return err // the store names the execution
 	}
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
