@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -93,24 +94,26 @@ func New(cfg Config) http.Handler {
 
 	r.PathPrefix("/hooks/").Handler(s.handle(s.webhook))
 
-	v1 := r.PathPrefix("/v1").Subrouter()
-	v1.Handle("/workflows", s.handle(s.createWorkflow)).Methods(http.MethodPost)
-	v1.Handle("/workflows", s.handle(s.listWorkflows)).Methods(http.MethodGet)
-	v1.Handle("/workflows/{id}", s.handle(s.putWorkflow)).Methods(http.MethodPut)
-	v1.Handle("/workflows/{id}", s.handle(s.getWorkflow)).Methods(http.MethodGet)
-	v1.Handle("/workflows/{id}", s.handle(s.deleteWorkflow)).Methods(http.MethodDelete)
-	v1.Handle("/workflows/{id}/executions", s.handle(s.startExecution)).Methods(http.MethodPost)
-	v1.Handle("/executions", s.handle(s.listExecutions)).Methods(http.MethodGet)
-	v1.Handle("/executions/{id}", s.handle(s.getExecution)).Methods(http.MethodGet)
-	v1.Handle("/executions/{id}/journal", s.handle(s.journal)).Methods(http.MethodGet)
-	v1.Handle("/executions/{id}/cancel", s.handle(s.cancelExecution)).Methods(http.MethodPost)
-	v1.Handle("/executions/{id}/events", s.handle(s.events)).Methods(http.MethodGet)
-	v1.Handle("/cluster", s.handle(s.clusterInfo)).Methods(http.MethodGet)
-	v1.Handle("/tasks/claim", s.handle(s.claimTasks)).Methods(http.MethodPost)
+	// Routes sit on the root router rather than a /v1 subrouter: with a
+	// subrouter, gorilla/mux answers a wrong method with 404, not 405.
+	v1 := func(path string, h http.Handler) *mux.Route { return r.Handle("/v1"+path, h) }
+	v1("/workflows", s.handle(s.createWorkflow)).Methods(http.MethodPost)
+	v1("/workflows", s.handle(s.listWorkflows)).Methods(http.MethodGet)
+	v1("/workflows/{id}", s.handle(s.putWorkflow)).Methods(http.MethodPut)
+	v1("/workflows/{id}", s.handle(s.getWorkflow)).Methods(http.MethodGet)
+	v1("/workflows/{id}", s.handle(s.deleteWorkflow)).Methods(http.MethodDelete)
+	v1("/workflows/{id}/executions", s.handle(s.startExecution)).Methods(http.MethodPost)
+	v1("/executions", s.handle(s.listExecutions)).Methods(http.MethodGet)
+	v1("/executions/{id}", s.handle(s.getExecution)).Methods(http.MethodGet)
+	v1("/executions/{id}/journal", s.handle(s.journal)).Methods(http.MethodGet)
+	v1("/executions/{id}/cancel", s.handle(s.cancelExecution)).Methods(http.MethodPost)
+	v1("/executions/{id}/events", s.handle(s.events)).Methods(http.MethodGet)
+	v1("/cluster", s.handle(s.clusterInfo)).Methods(http.MethodGet)
+	v1("/tasks/claim", s.handle(s.claimTasks)).Methods(http.MethodPost)
 	// Task ids are execution/node/attempt: the id pattern spans slashes.
-	v1.Handle("/tasks/{id:.+}/complete", s.handle(s.completeTask)).Methods(http.MethodPost)
-	v1.Handle("/tasks/{id:.+}/fail", s.handle(s.failTask)).Methods(http.MethodPost)
-	v1.Handle("/tasks/{id:.+}/heartbeat", s.handle(s.heartbeatTask)).Methods(http.MethodPost)
+	v1("/tasks/{id:.+}/complete", s.handle(s.completeTask)).Methods(http.MethodPost)
+	v1("/tasks/{id:.+}/fail", s.handle(s.failTask)).Methods(http.MethodPost)
+	v1("/tasks/{id:.+}/heartbeat", s.handle(s.heartbeatTask)).Methods(http.MethodPost)
 	return instrument(r, cfg.Metrics)
 }
 
@@ -154,8 +157,8 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 // consistent honours ?consistent=true on reads.
 func (s *server) consistent(r *http.Request) error {
 	v := r.URL.Query().Get("consistent")
-	if v == "" || r.Method != http.MethodGet {
-		return nil
+	if v == "" || r.Method != http.MethodGet || !strings.HasPrefix(r.URL.Path, "/v1/") {
+		return nil // a webhook's query string is its input
 	}
 	on, err := strconv.ParseBool(v)
 	if err != nil {

@@ -38,7 +38,7 @@ type bodyTarget struct {
 // targetWorkflow has a webhook at /hooks/fuzz. Its timeout is so short
 // that a webhook answers 202 at once: no worker runs here.
 const targetWorkflow = `{"id":"target","nodes":[{"id":"a","action":"builtin.noop"}],` +
-	`"triggers":[{"type":"webhook","path":"fuzz"}],"timeout":"1ms"}`
+	`"triggers":[{"type":"webhook","path":"fuzz"}],"timeout":"1ns"}`
 
 func newBodyTarget(tb testing.TB) *bodyTarget {
 	tb.Helper()
@@ -71,7 +71,9 @@ func newBodyTarget(tb testing.TB) *bodyTarget {
 		{"task", http.MethodPost, task + "fail", jsonType, 0},
 		{"task", http.MethodPost, task + "heartbeat", jsonType, 0},
 		{"hook", http.MethodPost, "/hooks/fuzz", jsonType, shortWait},
-		{"hook-text", http.MethodPut, "/hooks/fuzz", textType, shortWait},
+		// No workflow has this webhook: the body is read and checked all
+		// the same, without the cost of starting an execution.
+		{"hook-text", http.MethodPut, "/hooks/none/text", textType, shortWait},
 	}}
 }
 
@@ -149,6 +151,9 @@ func FuzzAPIBodies(f *testing.F) {
 	bt := newBodyTarget(f)
 	f.Fuzz(func(t *testing.T, body []byte) {
 		for _, ep := range bt.endpoints {
+			if ep.kind == "cancel" {
+				continue // it reads no body; TestHostileRequests sends it some
+			}
 			checkAnswer(t, ep, body, send(bt.srv.handler, ep.method, ep.path, ep.contentType, body, ep.wait))
 		}
 	})

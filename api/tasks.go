@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -164,7 +165,8 @@ func (s *server) failTask(w http.ResponseWriter, r *http.Request) error {
 		return badRequest("error is required")
 	}
 	if len(body.Error) > 64<<10 {
-		body.Error = body.Error[:64<<10]
+		// Cut, then drop a character the cut may have split.
+		body.Error = strings.ToValidUTF8(body.Error[:64<<10], "")
 	}
 	return s.report(w, r, &engine.CompleteTask{
 		TaskID: mux.Vars(r)["id"], Token: body.Token, Error: body.Error,

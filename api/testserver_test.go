@@ -16,8 +16,8 @@ import (
 )
 
 // testServer is the API over a real in-process engine: SQLite state, the
-// FSM and a Raft group of one on an in-memory transport. No worker runs,
-// so executions stay pending; requests that need one answer all the same.
+// FSM and a Raft group of one on an in-memory transport. No worker runs:
+// executions start and their tasks wait to be claimed over the API.
 type testServer struct {
 	handler http.Handler
 	svc     *engine.Service

@@ -416,8 +416,11 @@ func (n *Node) Ready() bool {
 	if time.Since(n.raft.LastContact()) > 5*n.cfg.HeartbeatTimeout {
 		return false
 	}
+	// A restarted follower learns the commit index from its first
+	// successful append; until then it cannot know how far behind it is.
+	commit := n.raft.CommitIndex()
 	const maxLag = 64
-	return n.raft.AppliedIndex()+maxLag >= n.raft.CommitIndex()
+	return commit > 0 && n.raft.AppliedIndex()+maxLag >= commit
 }
 
 // WaitReady blocks until Ready or ctx ends.

@@ -384,38 +384,51 @@ func TestClusterCatchUpBySnapshot(t *testing.T) {
 	fi := (li + 1) % 3
 	c.nodes[fi].p.kill()
 	leader := c.nodes[li].p
-	// Each workflow save is an entry; the log keeps 64 after a snapshot.
-	for i := range 2000 {
-		def := fmt.Sprintf(`{"nodes":[{"id":"a","action":"builtin.noop"}],"name":"v%d"}`, i)
-		leader.mustCall("PUT", fmt.Sprintf("/v1/workflows/w%d", i%50), def, 200, nil)
-	}
-	// Wait for a snapshot taken after the writes: the log before it is
-	// trimmed, so the follower can only catch up from the snapshot.
-	written := time.Now()
+	killed := time.Now()
+	// Each workflow save is an entry. Write in rounds of 300 (more than
+	// the snapshot threshold of 256) until the leader has taken a
+	// snapshot since the follower died: the log before it, bar the last
+	// 64 entries, is then trimmed, and the follower can only catch up
+	// from the snapshot.
 	snapDir := filepath.Join(c.nodes[li].dir, "data", "raft", "snapshots")
-	for deadline := time.Now().Add(30 * time.Second); ; {
+	snapshotSinceKill := func() bool {
 		entries, _ := os.ReadDir(snapDir)
-		fresh := false
 		for _, e := range entries {
-			if info, err := e.Info(); err == nil && e.IsDir() && info.ModTime().After(written) {
-				fresh = true
+			if info, err := e.Info(); err == nil && e.IsDir() && info.ModTime().After(killed) {
+				return true
 			}
 		}
-		if fresh {
+		return false
+	}
+	writes := 0
+	for round := 0; ; round++ {
+		if round == 10 {
+			t.Fatalf("no snapshot in %s after %d writes", snapDir, writes)
+		}
+		for range 300 {
+			def := fmt.Sprintf(`{"nodes":[{"id":"a","action":"builtin.noop"}],"name":"v%d"}`, writes)
+			leader.mustCall("PUT", fmt.Sprintf("/v1/workflows/w%d", writes%50), def, 200, nil)
+			writes++
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for !snapshotSinceKill() && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+		if snapshotSinceKill() {
+			// Raft trims the log right after it persists a snapshot;
+			// the trim cannot be observed from outside.
+			time.Sleep(time.Second)
 			break
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no snapshot in %s after the writes", snapDir)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
+	wantVersion := float64((writes + 50 - 1 - 49) / 50) // saves of w49
 	c.start(fi)
 	c.nodes[fi].p.waitReady(60 * time.Second)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		var wf map[string]any
 		status := c.nodes[fi].p.tryCall("GET", "/v1/workflows/w49", "", &wf)
-		if status == 200 && wf["version"] == float64(40) {
+		if status == 200 && wf["version"] == wantVersion {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -423,8 +436,12 @@ func TestClusterCatchUpBySnapshot(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if !strings.Contains(c.nodes[fi].p.logs.String(), "Installed remote snapshot") {
-		t.Errorf("follower logs mention no snapshot install:\n%s", c.nodes[fi].p.logs)
+	// The log line may still be on its way through the pipe.
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(c.nodes[fi].p.logs.String(), "Installed remote snapshot"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("follower logs mention no snapshot install:\n%s", tail(c.nodes[fi].p.logs.String(), 40))
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
