@@ -18,7 +18,8 @@ import (
 type testCluster struct {
 	t      *testing.T
 	nodes  []*serverNode
-	expect int // bootstrap_expect; the number of nodes when 0
+	expect int    // bootstrap_expect; the number of nodes when 0
+	role   string // the command that runs a node: "server" when empty
 }
 
 type serverNode struct {
@@ -106,7 +107,11 @@ func newTestClusterOn(t *testing.T, hosts []testHost) *testCluster {
 // start starts node i and returns without waiting for it to be ready.
 func (c *testCluster) start(i int) {
 	s := c.nodes[i]
-	s.p = startWrapped(c.t, s.wrap, "server",
+	role := c.role
+	if role == "" {
+		role = "server"
+	}
+	s.p = startWrapped(c.t, s.wrap, role,
 		"--config", s.config,
 		"--node-id", s.id,
 		"--data", filepath.Join(s.dir, "data"),
@@ -607,4 +612,35 @@ func TestClusterCronAcrossLeaderKill(t *testing.T) {
 	if d := len(list.Items) - withLeader; d < -3 || d > 3 {
 		t.Fatalf("%d executions, want about %d (one per tick while a leader existed)", len(list.Items), withLeader)
 	}
+}
+
+// TestWorkerFailsOverBetweenServers runs a three-node control plane (no
+// local workers) and one remote worker given all three addresses; the
+// node the worker talks to is killed, and work goes on through another.
+func TestWorkerFailsOverBetweenServers(t *testing.T) {
+	c := newTestCluster(t, 3)
+	c.role = "control-plane"
+	c.startAll()
+	c.waitAgreement(3, 20*time.Second)
+	var urls []string
+	for _, s := range c.nodes {
+		urls = append(urls, s.p.url)
+	}
+	startProc(t, "worker", "--server", strings.Join(urls, ","), "--id", "w1", "--lease-ttl", "3s")
+	run := func(via *serverNode, n int) {
+		t.Helper()
+		for i := range n {
+			var e execution
+			via.p.mustCall("POST", "/v1/workflows/chain/executions?wait=30s", fmt.Sprintf(`{"input":{"n":%d}}`, i), 200, &e)
+			if e.Status != "succeeded" {
+				t.Fatalf("execution via %s: %s (error %v)", via.id, e.Status, e.Error)
+			}
+		}
+	}
+	c.nodes[1].p.mustCall("PUT", "/v1/workflows/chain", chainWorkflowN, 200, nil)
+	run(c.nodes[1], 5)
+	// The worker talks to the first address: kill that node.
+	c.nodes[0].p.kill()
+	c.waitAgreement(3, 20*time.Second)
+	run(c.nodes[1], 5)
 }

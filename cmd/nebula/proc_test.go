@@ -176,6 +176,10 @@ func (p *proc) stop() {
 	case <-time.After(30 * time.Second):
 		p.t.Fatalf("nebula did not stop after SIGTERM:\n%s", p.logs)
 	}
+	// A graceful stop is a success.
+	if code := p.cmd.ProcessState.ExitCode(); code != 0 {
+		p.t.Fatalf("nebula exited %d after SIGTERM:\n%s", code, tail(p.logs.String(), 40))
+	}
 }
 
 // call sends a request and decodes the JSON answer into out (if not nil),
