@@ -2,8 +2,10 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -243,4 +245,29 @@ func TestReadyQuickly(t *testing.T) {
 	p := startDesktop(t, t.TempDir())
 	p.mustCall("GET", "/readyz", "", 200, nil)
 	t.Logf("ready after %s (process start to ready log line)", time.Since(start))
+}
+
+// TestWrongMasterKey: a node started with a master key other than the one
+// its data was sealed with refuses to start, exit 2, and leaves the data
+// alone.
+func TestWrongMasterKey(t *testing.T) {
+	dir := t.TempDir()
+	p := startDesktop(t, dir)
+	p.stop()
+	keyFile, _ := os.ReadFile(dir + "/master.key")
+	cmd := exec.Command(binPath, "desktop", "--data", dir, "--bind", "127.0.0.1:0")
+	cmd.Env = append(os.Environ(), "NEBULA_MASTER_KEY="+strings.Repeat("ab", 32))
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+		t.Fatalf("wrong key: err %v, output %s; want exit 2", err, out)
+	}
+	if !strings.Contains(string(out), "master key does not match") {
+		t.Fatalf("message: %s", out)
+	}
+	after, _ := os.ReadFile(dir + "/master.key")
+	if string(after) != string(keyFile) {
+		t.Fatal("the key file changed")
+	}
+	startDesktop(t, dir) // the right key still works
 }

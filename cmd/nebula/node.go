@@ -28,6 +28,7 @@ import (
 	"github.com/nebula-engine/nebula/internal/metrics"
 	"github.com/nebula-engine/nebula/storage"
 	"github.com/nebula-engine/nebula/storage/blobfs"
+	"github.com/nebula-engine/nebula/storage/secrets"
 	"github.com/nebula-engine/nebula/storage/sqlite"
 )
 
@@ -200,6 +201,23 @@ func runNode(ctx context.Context, cfg *config.Config, r role, logger *slog.Logge
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}
+	// The master key seals credentials. A key that does not open this
+	// data directory's sealed data is refused before anything is written.
+	masterKey, created, err := secrets.LoadKey(dataDir, os.Getenv("NEBULA_MASTER_KEY"))
+	if err != nil {
+		return usageError{fmt.Errorf("master key: %w", err)}
+	}
+	keyring, err := secrets.NewKeyring(masterKey)
+	if err != nil {
+		return usageError{err}
+	}
+	if err := keyring.Verify(ctx, dataDir); err != nil {
+		return usageError{err}
+	}
+	if created {
+		logger.Info("made a new master key", "file", filepath.Join(dataDir, "master.key"), "key_id", keyring.CurrentKeyID())
+	}
+
 	// Bind first: a port in use is reported before any state is opened.
 	ln, err := net.Listen("tcp", cfg.API.Bind)
 	if err != nil {
