@@ -34,6 +34,8 @@ func statusOf(err error) (int, string) {
 		return ae.Status, ae.Code
 	case errors.Is(err, engine.ErrInvalidWorkflow), errors.Is(err, engine.ErrMalformed):
 		return http.StatusBadRequest, "invalid_workflow"
+	case errors.Is(err, engine.ErrInvalidCredential):
+		return http.StatusBadRequest, "bad_request"
 	case errors.Is(err, storage.ErrInvalidCursor):
 		return http.StatusBadRequest, "bad_request"
 	case errors.Is(err, storage.ErrNotFound):

@@ -82,6 +82,22 @@ type FireCron struct {
 	ExecutionID string
 }
 
+// PutCredential stores a credential. Data is sealed by the proposer before
+// it enters the log, so the log, the state and snapshots hold ciphertext
+// only.
+type PutCredential struct {
+	Tenant string
+	Name   string
+	Type   string
+	Sealed []byte
+}
+
+// DeleteCredential removes a credential.
+type DeleteCredential struct {
+	Tenant string
+	Name   string
+}
+
 // SetLimits records engine-wide limits in the replicated state, so that
 // every node enforces the same ones. MaxConcurrentExecutions bounds the
 // running top-level executions (0: no bound); raising it starts waiting
@@ -115,17 +131,19 @@ type ReclaimTasks struct {
 	KeepHolder   string
 }
 
-func (PutWorkflow) commandName() string     { return "put_workflow" }
-func (DeleteWorkflow) commandName() string  { return "delete_workflow" }
-func (StartExecution) commandName() string  { return "start_execution" }
-func (ClaimTasks) commandName() string      { return "claim_tasks" }
-func (CompleteTask) commandName() string    { return "complete_task" }
-func (RenewLease) commandName() string      { return "renew_lease" }
-func (ReclaimTasks) commandName() string    { return "reclaim_tasks" }
-func (CancelExecution) commandName() string { return "cancel_execution" }
-func (FireTimers) commandName() string      { return "fire_timers" }
-func (SetLimits) commandName() string       { return "set_limits" }
-func (FireCron) commandName() string        { return "fire_cron" }
+func (PutWorkflow) commandName() string      { return "put_workflow" }
+func (DeleteWorkflow) commandName() string   { return "delete_workflow" }
+func (StartExecution) commandName() string   { return "start_execution" }
+func (ClaimTasks) commandName() string       { return "claim_tasks" }
+func (CompleteTask) commandName() string     { return "complete_task" }
+func (RenewLease) commandName() string       { return "renew_lease" }
+func (ReclaimTasks) commandName() string     { return "reclaim_tasks" }
+func (CancelExecution) commandName() string  { return "cancel_execution" }
+func (FireTimers) commandName() string       { return "fire_timers" }
+func (SetLimits) commandName() string        { return "set_limits" }
+func (FireCron) commandName() string         { return "fire_cron" }
+func (PutCredential) commandName() string    { return "put_credential" }
+func (DeleteCredential) commandName() string { return "delete_credential" }
 
 // Result is what applying one command produced. Err carries an
 // application-level refusal (not found, conflict, stale lease); it travels

@@ -97,6 +97,15 @@ func (m *Machine) Apply(ctx context.Context, tx storage.Repos, st Stamp, cmd Com
 		res, err = a.setLimits(c)
 	case *FireCron:
 		res, err = a.fireCron(c)
+	case *PutCredential:
+		err = a.tx.PutCredential(a.ctx, &storage.Credential{
+			TenantID: c.Tenant, Name: c.Name, Type: c.Type, Data: c.Sealed, CreatedAt: a.st.Now, UpdatedAt: a.st.Now,
+		})
+	case *DeleteCredential:
+		err = a.tx.DeleteCredential(a.ctx, c.Tenant, c.Name)
+		if errors.Is(err, storage.ErrNotFound) {
+			res, err = Result{Err: err}, nil
+		}
 	default:
 		return Result{}, nil, fmt.Errorf("engine: no handler for command %T", cmd)
 	}

@@ -47,12 +47,15 @@ type ServiceConfig struct {
 	// Tenants lists the tenants whose triggers this node serves; nil
 	// means only "default".
 	Tenants []string
+	// Secrets seals credential data before it is proposed.
+	Secrets storage.SecretsStore
 }
 
 // Service is the engine as the API sees it: validated writes become
 // commands, reads come from the local store, and callers can wait for an
 // execution to finish.
 type Service struct {
+	secrets       storage.SecretsStore
 	tenants       []string
 	trig          triggerIndex
 	blobs         storage.BlobStore
@@ -79,7 +82,7 @@ func NewService(cfg ServiceConfig) *Service {
 	if tenants == nil {
 		tenants = []string{"default"}
 	}
-	return &Service{tenants: tenants, trig: triggerIndex{maxAge: 5 * time.Second}, blobs: cfg.Blobs, maxConcurrent: cfg.MaxConcurrentExecutions, sub: cfg.Submitter, barrier: cfg.Barrier, store: cfg.Store, opts: cfg.Options, logger: l, hub: h}
+	return &Service{secrets: cfg.Secrets, tenants: tenants, trig: triggerIndex{maxAge: 5 * time.Second}, blobs: cfg.Blobs, maxConcurrent: cfg.MaxConcurrentExecutions, sub: cfg.Submitter, barrier: cfg.Barrier, store: cfg.Store, opts: cfg.Options, logger: l, hub: h}
 }
 
 // Hub returns the service's event hub; the FSM publishes into it.

@@ -36,6 +36,8 @@ const (
 	typeFireTimers     byte = 9
 	typeSetLimits      byte = 10
 	typeFireCron       byte = 11
+	typePutCredential  byte = 12
+	typeDelCredential  byte = 13
 )
 
 // ErrUnknownCommand reports a command type this version cannot apply.
@@ -153,6 +155,16 @@ func encodeCommand(e *encoder, cmd engine.Command) error {
 		e.str(c.Tenant)
 		e.str(c.ExecutionID)
 		e.str(c.Reason)
+	case *engine.PutCredential:
+		e.byte(typePutCredential)
+		e.str(c.Tenant)
+		e.str(c.Name)
+		e.str(c.Type)
+		e.bytes(c.Sealed)
+	case *engine.DeleteCredential:
+		e.byte(typeDelCredential)
+		e.str(c.Tenant)
+		e.str(c.Name)
 	case *engine.FireCron:
 		e.byte(typeFireCron)
 		e.str(c.Tenant)
@@ -194,6 +206,10 @@ func decodeCommand(raw []byte) (engine.Command, error) {
 		c = &engine.ReclaimTasks{Max: d.count(), HolderPrefix: d.str(), KeepHolder: d.str()}
 	case typeCancel:
 		c = &engine.CancelExecution{Tenant: d.str(), ExecutionID: d.str(), Reason: d.str()}
+	case typePutCredential:
+		c = &engine.PutCredential{Tenant: d.str(), Name: d.str(), Type: d.str(), Sealed: d.bytes()}
+	case typeDelCredential:
+		c = &engine.DeleteCredential{Tenant: d.str(), Name: d.str()}
 	case typeFireCron:
 		c = &engine.FireCron{Tenant: d.str(), WorkflowID: d.str(), Trigger: d.count(), Tick: time.Unix(0, d.varint()).UTC(), ExecutionID: d.str()}
 	case typeSetLimits:

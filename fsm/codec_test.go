@@ -22,6 +22,8 @@ func sampleCommands() []engine.Command {
 		&engine.CancelExecution{Tenant: "default", ExecutionID: "e1", Reason: "by user"},
 		&engine.FireTimers{Max: 500, Jitter: 12345},
 		&engine.SetLimits{MaxConcurrentExecutions: 64},
+		&engine.PutCredential{Tenant: "default", Name: "github", Type: "bearer", Sealed: []byte{1, 2, 3}},
+		&engine.DeleteCredential{Tenant: "default", Name: "github"},
 		&engine.FireCron{Tenant: "default", WorkflowID: "nightly", Trigger: 1, Tick: time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC), ExecutionID: "e9"},
 		&engine.RenewLease{TaskID: "e1/a/1", Token: 9, TTL: time.Minute},
 		&engine.ReclaimTasks{Max: 100, HolderPrefix: "n1/", KeepHolder: "n1/abc"},

@@ -349,6 +349,7 @@ func runNode(ctx context.Context, cfg *config.Config, r role, logger *slog.Logge
 		Hub:                     hub,
 		MaxConcurrentExecutions: cfg.Engine.MaxConcurrentExecutions,
 		Blobs:                   blobs,
+		Secrets:                 keyring,
 	})
 	mux := http.NewServeMux()
 	mux.Handle("/internal/", node.Handler())
