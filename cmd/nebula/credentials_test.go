@@ -55,4 +55,3 @@ func TestCredentialsAreSealed(t *testing.T) {
 	p.mustCall("DELETE", "/v1/credentials/github", "", 204, nil)
 	p.mustCall("DELETE", "/v1/credentials/github", "", 404, nil)
 }
-
