@@ -30,6 +30,7 @@ func (e *retryableError) Unwrap() []error {
 // outside Nebula pass Key along (e.g. as an Idempotency-Key header), so the
 // other side can tell a re-run attempt from a new request.
 type Attempt struct {
+	Tenant      string
 	ExecutionID string
 	Node        string
 	Number      int

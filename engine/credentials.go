@@ -79,3 +79,27 @@ func (s *Service) DeleteCredential(ctx context.Context, tenant, name string) err
 	_, err := s.submit(ctx, &DeleteCredential{Tenant: tenant, Name: name})
 	return err
 }
+
+// Credentials opens stored credentials for actions: it reads the sealed
+// value from the local state and opens it with the node's keys.
+type Credentials struct {
+	Store   storage.CredentialRepo
+	Secrets storage.SecretsStore
+}
+
+// Credential implements CredentialSource.
+func (c Credentials) Credential(ctx context.Context, tenant, name string) (string, map[string]string, error) {
+	cred, err := c.Store.GetCredential(ctx, tenant, name)
+	if err != nil {
+		return "", nil, err
+	}
+	plain, err := c.Secrets.Open(ctx, tenant, name, cred.Data)
+	if err != nil {
+		return "", nil, err
+	}
+	var data map[string]string
+	if err := json.Unmarshal(plain, &data); err != nil {
+		return "", nil, fmt.Errorf("credential %q: %w", name, err)
+	}
+	return cred.Type, data, nil
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -42,6 +43,15 @@ type HTTPConfig struct {
 	MaxRedirects int
 	// Resolver resolves target host names; nil means net.DefaultResolver.
 	Resolver *net.Resolver
+	// Credentials opens the credential a request names; nil means no
+	// credential can be used here.
+	Credentials CredentialSource
+}
+
+// CredentialSource opens a tenant's credential by name: its type and its
+// data fields, in plain text.
+type CredentialSource interface {
+	Credential(ctx context.Context, tenant, name string) (typ string, data map[string]string, err error)
 }
 
 const (
@@ -73,7 +83,8 @@ type httpAction struct {
 	// may; nil allows everything. It takes the port as well as the address
 	// so that tests, whose servers all listen on loopback, can tell two of
 	// them apart.
-	refuse func(netip.AddrPort) string
+	refuse      func(netip.AddrPort) string
+	credentials CredentialSource
 }
 
 func newHTTPAction(cfg HTTPConfig, refuse func(netip.AddrPort) string) *httpAction {
@@ -83,6 +94,7 @@ func newHTTPAction(cfg HTTPConfig, refuse func(netip.AddrPort) string) *httpActi
 		maxResponse:    orDefault(cfg.MaxResponseBytes, defaultHTTPMaxResponse),
 		maxRedirects:   cfg.MaxRedirects,
 		refuse:         refuse,
+		credentials:    cfg.Credentials,
 	}
 	switch {
 	case a.maxRedirects == 0:
@@ -171,9 +183,19 @@ func (a *httpAction) Run(ctx context.Context, params json.RawMessage) (json.RawM
 		return nil, paramError(httpActionName, err)
 	}
 	c := httpCall{method: p.method, url: redactURL(p.url)}
+	var secrets []string
 	if p.credential != "" {
-		return nil, errors.New("builtin.http: credentials are not available yet")
+		if secrets, err = a.applyCredential(ctx, p); err != nil {
+			return nil, c.fail(err)
+		}
 	}
+	out, err := a.do(ctx, p, c)
+	// The credential's values never leave the action: not in the output
+	// (an echoing server), not in an error.
+	return redact(out, err, secrets)
+}
+
+func (a *httpAction) do(ctx context.Context, p *httpParams, c httpCall) (json.RawMessage, error) {
 	if err := a.vetLiteral(p.url); err != nil {
 		return nil, c.fail(err)
 	}
@@ -615,3 +637,58 @@ func validHeaderValue(v string) bool {
 	}
 	return true
 }
+
+// applyCredential opens the credential the params name and sets it on the
+// request, returning its values for redaction.
+func (a *httpAction) applyCredential(ctx context.Context, p *httpParams) ([]string, error) {
+	if a.credentials == nil {
+		return nil, fmt.Errorf("credential %q: no credentials on this worker", p.credential)
+	}
+	at, _ := AttemptFrom(ctx)
+	typ, data, err := a.credentials.Credential(ctx, at.Tenant, p.credential)
+	if err != nil {
+		return nil, fmt.Errorf("credential %q: %w", p.credential, err)
+	}
+	switch typ {
+	case "bearer":
+		p.header.Set("Authorization", "Bearer "+data["token"])
+		return []string{data["token"]}, nil
+	case "basic":
+		raw := data["username"] + ":" + data["password"]
+		enc := base64.StdEncoding.EncodeToString([]byte(raw))
+		p.header.Set("Authorization", "Basic "+enc)
+		return []string{data["password"], enc}, nil
+	case "header":
+		p.header.Set(data["name"], data["value"])
+		return []string{data["value"]}, nil
+	}
+	return nil, fmt.Errorf("credential %q has unknown type %q", p.credential, typ)
+}
+
+// redact replaces every secret, as raw text and as it appears escaped in
+// JSON, by [REDACTED] in the output and the error.
+func redact(out json.RawMessage, err error, secrets []string) (json.RawMessage, error) {
+	for _, s := range secrets {
+		if s == "" {
+			continue
+		}
+		esc, _ := json.Marshal(s)
+		esc = esc[1 : len(esc)-1]
+		out = bytes.ReplaceAll(out, esc, []byte("[REDACTED]"))
+		out = bytes.ReplaceAll(out, []byte(s), []byte("[REDACTED]"))
+		if err != nil && strings.Contains(err.Error(), s) {
+			err = redactedError{msg: strings.ReplaceAll(err.Error(), s, "[REDACTED]"), err: err}
+		}
+	}
+	return out, err
+}
+
+// redactedError keeps the identity (retryable or not) of an error whose
+// text had a secret removed.
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e redactedError) Error() string { return e.msg }
+func (e redactedError) Unwrap() error { return e.err }

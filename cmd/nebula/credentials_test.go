@@ -3,7 +3,10 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io/fs"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"testing"
@@ -54,4 +57,44 @@ func TestCredentialsAreSealed(t *testing.T) {
 	p = startDesktop(t, dir)
 	p.mustCall("DELETE", "/v1/credentials/github", "", 204, nil)
 	p.mustCall("DELETE", "/v1/credentials/github", "", 404, nil)
+}
+
+// TestHTTPUsesCredentialAndRedactsIt: builtin.http sends a stored bearer
+// token; the server echoes it back, and the output, the journal and the
+// logs show it only as [REDACTED].
+func TestHTTPUsesCredentialAndRedactsIt(t *testing.T) {
+	const secret = "tok_EchoedBackByTheServer42"
+	got := make(chan string, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case got <- r.Header.Get("Authorization"):
+		default:
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"you_sent":%q}`, r.Header.Get("Authorization"))
+	}))
+	defer srv.Close()
+	p := startDesktop(t, t.TempDir())
+	p.mustCall("POST", "/v1/credentials", `{"name":"api","type":"bearer","data":{"token":"`+secret+`"}}`, 201, nil)
+	p.mustCall("PUT", "/v1/workflows/call", `{"nodes":[{"id":"get","action":"builtin.http","params":{"url":"`+srv.URL+`","credential":"api"}}]}`, 200, nil)
+	var e execution
+	p.mustCall("POST", "/v1/workflows/call/executions?wait=20s", `{}`, 200, &e)
+	if e.Status != "succeeded" {
+		t.Fatalf("status %s (error %v)", e.Status, e.Error)
+	}
+	if h := <-got; h != "Bearer "+secret {
+		t.Fatalf("server saw Authorization %q", h)
+	}
+	var raw json.RawMessage
+	p.mustCall("GET", "/v1/executions/"+e.ID, "", 200, &raw)
+	var journal json.RawMessage
+	p.mustCall("GET", "/v1/executions/"+e.ID+"/journal", "", 200, &journal)
+	for what, b := range map[string][]byte{"execution": raw, "journal": journal, "logs": []byte(p.logs.String())} {
+		if bytes.Contains(b, []byte(secret)) {
+			t.Errorf("the %s shows the secret", what)
+		}
+	}
+	if !bytes.Contains(raw, []byte("[REDACTED]")) {
+		t.Errorf("the echoed token is not marked redacted: %s", raw)
+	}
 }

@@ -264,6 +264,7 @@ func runNode(ctx context.Context, cfg *config.Config, r role, logger *slog.Logge
 			AllowPrivate: cfg.Sandbox.AllowPrivateNetwork,
 			// Large bodies go to the blob store, not the log.
 			MaxResponseBytes: 32 << 20,
+			Credentials:      engine.Credentials{Store: store, Secrets: keyring},
 		},
 	})
 	opts := engine.Options{KnownAction: actions.Has}
