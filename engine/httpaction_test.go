@@ -645,7 +645,7 @@ func TestHTTPBadParams(t *testing.T) {
 		{"header injection", `{"url": "` + target + `", "headers": {"X-A": "1\r\nX-B: 2"}}`, "builtin.http: params: headers: X-A has a value with a control character"},
 		{"header name", `{"url": "` + target + `", "headers": {"X A": "1"}}`, `builtin.http: params: headers: "X A" is not a valid header name`},
 		{"fail_on_status type", `{"url": "` + target + `", "fail_on_status": "no"}`, "builtin.http: params: fail_on_status must be a boolean"},
-		{"credential", `{"url": "` + target + `", "credential": "github"}`, "builtin.http: credentials are not available yet"},
+		{"credential without a source", `{"url": "` + target + `", "credential": "github"}`, "builtin.http: GET " + target + `: credential "github": no credentials on this worker`},
 		{"empty credential", `{"url": "` + target + `", "credential": ""}`, "builtin.http: params: credential must be a non-empty name"},
 	}
 	for _, tt := range tests {
