@@ -8,7 +8,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -96,5 +98,32 @@ func TestHTTPUsesCredentialAndRedactsIt(t *testing.T) {
 	}
 	if !bytes.Contains(raw, []byte("[REDACTED]")) {
 		t.Errorf("the echoed token is not marked redacted: %s", raw)
+	}
+}
+
+func TestCLICredentialCommands(t *testing.T) {
+	p := startDesktop(t, t.TempDir())
+	run := func(stdin string, args ...string) (string, int) {
+		cmd := exec.Command(binPath, append(args, "--server", p.url)...)
+		cmd.Stdin = strings.NewReader(stdin)
+		out, err := cmd.CombinedOutput()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		}
+		return string(out), code
+	}
+	if out, code := run("tok-from-stdin\n", "credential", "set", "gh", "--type", "bearer"); code != 0 || !strings.Contains(out, "stored") {
+		t.Fatalf("set: %d %s", code, out)
+	}
+	out, code := run("", "credential", "list")
+	if code != 0 || !strings.Contains(out, "gh") || strings.Contains(out, "tok-from-stdin") {
+		t.Fatalf("list: %d %s", code, out)
+	}
+	if out, code := run("", "credential", "set", "x", "--type", "oauth"); code != 2 {
+		t.Fatalf("bad type: %d %s", code, out)
+	}
+	if out, code := run("", "credential", "delete", "gh"); code != 0 || !strings.Contains(out, "deleted") {
+		t.Fatalf("delete: %d %s", code, out)
 	}
 }
