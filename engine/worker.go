@@ -46,8 +46,8 @@ type WorkerConfig struct {
 	Logger        *slog.Logger
 	// OnAttempt, if set, is told how long each attempt's action ran and
 	// how it ended: "succeeded", "failed" or "stopped" (its result was
-	// not wanted, or shutdown cut it short). Pure builtins that the
-	// decider runs inside Apply never reach a worker and are not seen.
+	// not wanted, or shutdown cut it short). Actions the state machine
+	// runs itself (builtin.delay, builtin.subworkflow) are not seen.
 	OnAttempt func(action, outcome string, d time.Duration)
 }
 

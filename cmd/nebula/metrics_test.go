@@ -51,8 +51,7 @@ func scrapeMetrics(t *testing.T, p *proc) map[string]float64 {
 
 func TestMetricsOfADesktopNode(t *testing.T) {
 	p := startDesktop(t, t.TempDir())
-	// builtin.log has an effect, so a worker runs it (pure builtins run
-	// inside Apply and make no attempt to time).
+	// builtin.log runs on a worker, so its attempt is timed.
 	p.mustCall("PUT", "/v1/workflows/hello", `{
   "id": "hello",
   "nodes": [{"id": "say", "action": "builtin.log", "params": {"message": "hello {{ input.name }}"}}]
