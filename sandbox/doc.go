@@ -1,5 +1,8 @@
-// Package sandbox will own how actions run: the Runner interface, the
-// capability model and policy, and the in-process and WebAssembly runners.
-// Today every action is a trusted builtin run in-process by the engine's
-// worker pool.
+// Package sandbox holds what every action runner shares: the capabilities an
+// action may be granted, the limits a run is held to, and the errors that
+// name the limit a run broke.
+//
+// Runners live in subpackages; sandbox/wasm runs community actions,
+// WebAssembly modules, with wazero. Trusted builtin actions still run
+// in-process in the engine's worker pool.
 package sandbox
