@@ -196,19 +196,7 @@ func TestDesktopSurvivesKill9(t *testing.T) {
 		if e.Status != "succeeded" {
 			t.Fatalf("execution %s: status %q after restart, want succeeded (error %v)", id, e.Status, e.Error)
 		}
-		var j struct{ Items []journalEntry }
-		p.mustCall("GET", "/v1/executions/"+id+"/journal", "", 200, &j)
-		finished := map[string]int{}
-		for _, it := range j.Items {
-			if it.Type == "node_attempt_finished" {
-				finished[it.IdempotencyKey]++
-			}
-		}
-		for key, c := range finished {
-			if c != 1 {
-				t.Errorf("attempt %s recorded %d times", key, c)
-			}
-		}
+		assertAttemptsOnce(t, p, id)
 	}
 	// The workflow itself survived too.
 	p.mustCall("GET", "/v1/workflows/greet", "", 200, nil)
