@@ -190,4 +190,7 @@ const (
 	// EventExecutionStarted: an execution began running, when created or
 	// when a concurrency slot freed for it.
 	EventExecutionStarted
+	// EventWorkflowsChanged: a workflow was saved or deleted (triggers
+	// may have changed).
+	EventWorkflowsChanged
 )

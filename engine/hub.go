@@ -1,6 +1,9 @@
 package engine
 
-import "sync"
+import (
+	"sync"
+	"sync/atomic"
+)
 
 // Hub fans applied events out to waiters: API requests waiting for an
 // execution, and workers waiting for tasks. Signals coalesce: a waiter
@@ -11,6 +14,9 @@ type Hub struct {
 	finished map[chan string]struct{}              // ids of executions that ended
 	tasks    map[chan struct{}]struct{}            // one per waiter for tasks
 	timers   chan struct{}
+	// workflows counts applied workflow changes, so that caches of
+	// definitions (the trigger index) know when to rebuild.
+	workflows atomic.Uint64
 }
 
 // NewHub returns an empty Hub.
@@ -33,6 +39,8 @@ func (h *Hub) Publish(events []Event) {
 			tasks = true
 		case EventTimersChanged:
 			timers = true
+		case EventWorkflowsChanged:
+			h.workflows.Add(1)
 		case EventExecutionFinished:
 			for ch := range h.finished {
 				// A full channel drops the news; its worker still learns
@@ -94,6 +102,9 @@ func (h *Hub) TasksReady() (<-chan struct{}, func()) {
 		h.mu.Unlock()
 	}
 }
+
+// WorkflowsGeneration counts the workflow changes applied so far.
+func (h *Hub) WorkflowsGeneration() uint64 { return h.workflows.Load() }
 
 // TimersChanged is signalled when a timer was created.
 func (h *Hub) TimersChanged() <-chan struct{} { return h.timers }

@@ -181,6 +181,7 @@ func (a *applier) putWorkflow(c *PutWorkflow) (Result, error) {
 	if err := a.tx.PutWorkflow(a.ctx, w); err != nil {
 		return Result{}, err
 	}
+	a.emit(EventWorkflowsChanged, c.Tenant, "")
 	return Result{Version: w.Version}, nil
 }
 
@@ -189,6 +190,7 @@ func (a *applier) deleteWorkflow(c *DeleteWorkflow) (Result, error) {
 	if errors.Is(err, storage.ErrNotFound) {
 		return Result{Err: err}, nil
 	}
+	a.emit(EventWorkflowsChanged, c.Tenant, "")
 	return Result{}, err
 }
 

@@ -82,7 +82,7 @@ func NewService(cfg ServiceConfig) *Service {
 	if tenants == nil {
 		tenants = []string{"default"}
 	}
-	return &Service{secrets: cfg.Secrets, tenants: tenants, trig: triggerIndex{maxAge: 5 * time.Second}, blobs: cfg.Blobs, maxConcurrent: cfg.MaxConcurrentExecutions, sub: cfg.Submitter, barrier: cfg.Barrier, store: cfg.Store, opts: cfg.Options, logger: l, hub: h}
+	return &Service{secrets: cfg.Secrets, tenants: tenants, blobs: cfg.Blobs, maxConcurrent: cfg.MaxConcurrentExecutions, sub: cfg.Submitter, barrier: cfg.Barrier, store: cfg.Store, opts: cfg.Options, logger: l, hub: h}
 }
 
 // Hub returns the service's event hub; the FSM publishes into it.
@@ -122,7 +122,6 @@ func (s *Service) PutWorkflow(ctx context.Context, tenant string, def *Definitio
 	if err != nil {
 		return nil, err
 	}
-	s.workflowsChanged()
 	return s.store.GetWorkflow(ctx, tenant, def.ID, res.Version)
 }
 
@@ -139,7 +138,6 @@ func (s *Service) ListWorkflows(ctx context.Context, tenant string, page storage
 // DeleteWorkflow deletes a workflow; running executions finish.
 func (s *Service) DeleteWorkflow(ctx context.Context, tenant, id string) error {
 	_, err := s.submit(ctx, &DeleteWorkflow{Tenant: tenant, ID: id})
-	s.workflowsChanged()
 	return err
 }
 

@@ -14,16 +14,15 @@ import (
 )
 
 // triggerIndex maps each tenant's workflows to their triggers, built from
-// the stored definitions and rebuilt when one changed (every build reads
-// the latest versions; definitions are parsed once per version).
+// the stored definitions and rebuilt when a workflow change was applied on
+// this node (definitions are parsed once per version).
 type triggerIndex struct {
 	mu     sync.Mutex
-	built  time.Time
+	built  bool
+	gen    uint64                // workflows generation it was built at
 	hooks  map[string]hookTarget // tenant + "\x00" + path
 	crons  []cronTrigger
 	parsed map[string]*Definition // tenant/id/version
-	maxAge time.Duration
-	dirty  bool
 }
 
 type hookTarget struct {
@@ -39,13 +38,15 @@ type cronTrigger struct {
 
 func normalizeHookPath(p string) string { return strings.Trim(p, "/") }
 
-// triggers returns the index, rebuilt when it is older than maxAge or a
-// workflow changed.
+// triggers returns the index, rebuilt when a workflow changed since.
 func (s *Service) triggers(ctx context.Context) (*triggerIndex, error) {
 	ix := &s.trig
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
-	if !ix.dirty && ix.hooks != nil && time.Since(ix.built) < ix.maxAge {
+	// Read the generation before the store: a change applied during the
+	// build makes the next call build again.
+	gen := s.hub.WorkflowsGeneration()
+	if ix.built && ix.gen == gen {
 		return ix, nil
 	}
 	if ix.parsed == nil {
@@ -89,15 +90,8 @@ func (s *Service) triggers(ctx context.Context) (*triggerIndex, error) {
 			page.Cursor = next
 		}
 	}
-	ix.hooks, ix.crons, ix.built, ix.dirty = hooks, crons, time.Now(), false
+	ix.hooks, ix.crons, ix.built, ix.gen = hooks, crons, true, gen
 	return ix, nil
-}
-
-// workflowsChanged marks the trigger index stale.
-func (s *Service) workflowsChanged() {
-	s.trig.mu.Lock()
-	s.trig.dirty = true
-	s.trig.mu.Unlock()
 }
 
 // ErrNoWebhook reports that no workflow has a webhook trigger with a path.
