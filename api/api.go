@@ -138,7 +138,9 @@ func (s *server) handle(h func(http.ResponseWriter, *http.Request) error) http.H
 func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status, code := statusOf(err)
 	msg := err.Error()
-	if status == http.StatusInternalServerError {
+	var ae *Error
+	if status == http.StatusInternalServerError && !errors.As(err, &ae) {
+		// An unexpected error may carry internals: logged, not shown.
 		s.logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		msg = "internal error"
 	}

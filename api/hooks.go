@@ -17,9 +17,10 @@ import (
 // webhook starts the workflow whose webhook trigger has the request's path
 // (after /hooks/), any method. The input is {"method","headers","query",
 // "body"}; the body is parsed when it is JSON, else passed as text. The
-// answer is the execution's output when it succeeds within the workflow's
-// timeout, 202 with its id when it is still running, or the error shape
-// when it failed.
+// answer is the execution's output when it succeeds within the trigger's
+// wait, 202 with its id when it is still running, or the error shape
+// (500 execution_failed, naming the execution and its error) when it ended
+// otherwise.
 func (s *server) webhook(w http.ResponseWriter, r *http.Request) error {
 	path := strings.TrimPrefix(r.URL.Path, "/hooks/")
 	raw, err := io.ReadAll(r.Body)
@@ -63,9 +64,9 @@ func (s *server) webhook(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	w.Header().Set("X-Nebula-Execution", e.ID)
 	switch engine.ExecutionStatus(e.Status) {
 	case engine.StatusSucceeded:
-		w.Header().Set("X-Nebula-Execution", e.ID)
 		return writeJSON(w, http.StatusOK, rawOrNull(e.Output))
 	case engine.StatusFailed, engine.StatusCancelled, engine.StatusTimedOut:
 		return &Error{Status: http.StatusInternalServerError, Code: "execution_failed",

@@ -86,7 +86,14 @@ type Trigger struct {
 	Type     string `json:"type"`
 	Path     string `json:"path,omitempty"`
 	Schedule string `json:"schedule,omitempty"`
+	// Wait bounds how long a webhook caller is held for the result before
+	// the answer is 202 with the execution id; "0s" answers at once. Unset,
+	// it is the workflow's timeout, at most MaxWebhookWait.
+	Wait *Duration `json:"wait,omitempty"`
 }
+
+// MaxWebhookWait is the longest a webhook caller is held for a result.
+const MaxWebhookWait = 30 * time.Second
 
 // ParseDefinition decodes a definition written in JSON (a document whose
 // first non-space byte is '{') or in YAML. Unknown fields and trailing data

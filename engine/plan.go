@@ -315,6 +315,9 @@ func checkTriggers(triggers []Trigger) error {
 			if t.Schedule != "" {
 				return fmt.Errorf("trigger %d (webhook): schedule is only for cron triggers", i)
 			}
+			if t.Wait != nil && time.Duration(*t.Wait) > MaxWebhookWait {
+				return fmt.Errorf("trigger %d (webhook): wait %s exceeds %s", i, time.Duration(*t.Wait), MaxWebhookWait)
+			}
 			path := strings.Trim(t.Path, "/")
 			if err := checkWebhookPath(path); err != nil {
 				return fmt.Errorf("trigger %d (webhook): %w", i, err)
@@ -326,6 +329,9 @@ func checkTriggers(triggers []Trigger) error {
 		case "cron":
 			if t.Path != "" {
 				return fmt.Errorf("trigger %d (cron): path is only for webhook triggers", i)
+			}
+			if t.Wait != nil {
+				return fmt.Errorf("trigger %d (cron): wait is only for webhook triggers", i)
 			}
 			if strings.TrimSpace(t.Schedule) == "" {
 				return fmt.Errorf("trigger %d (cron): no schedule", i)

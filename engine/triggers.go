@@ -27,7 +27,7 @@ type triggerIndex struct {
 
 type hookTarget struct {
 	workflowID string
-	timeout    time.Duration
+	wait       time.Duration
 }
 
 type cronTrigger struct {
@@ -75,7 +75,7 @@ func (s *Service) triggers(ctx context.Context) (*triggerIndex, error) {
 					case "webhook":
 						k := tenant + "\x00" + normalizeHookPath(tr.Path)
 						if _, taken := hooks[k]; !taken { // by id order: the first wins
-							hooks[k] = hookTarget{workflowID: wf.ID, timeout: time.Duration(def.Timeout)}
+							hooks[k] = hookTarget{workflowID: wf.ID, wait: webhookWait(def, tr)}
 						}
 					case "cron":
 						if sch, err := ParseSchedule(tr.Schedule); err == nil {
@@ -92,6 +92,18 @@ func (s *Service) triggers(ctx context.Context) (*triggerIndex, error) {
 	}
 	ix.hooks, ix.crons, ix.built, ix.gen = hooks, crons, true, gen
 	return ix, nil
+}
+
+// webhookWait is how long a webhook trigger holds its caller: its own wait,
+// else the workflow's timeout, never more than MaxWebhookWait.
+func webhookWait(def *Definition, tr Trigger) time.Duration {
+	if tr.Wait != nil {
+		return min(time.Duration(*tr.Wait), MaxWebhookWait)
+	}
+	if def.Timeout > 0 {
+		return min(time.Duration(def.Timeout), MaxWebhookWait)
+	}
+	return MaxWebhookWait
 }
 
 // ErrNoWebhook reports that no workflow has a webhook trigger with a path.
@@ -115,11 +127,10 @@ func (s *Service) Webhook(ctx context.Context, tenant, path string, input json.R
 	if err != nil {
 		return nil, err
 	}
-	wait := target.timeout
-	if wait <= 0 {
-		wait = 30 * time.Second
+	if target.wait == 0 {
+		return e, nil
 	}
-	return s.WaitExecution(ctx, tenant, e.ID, wait)
+	return s.WaitExecution(ctx, tenant, e.ID, target.wait)
 }
 
 // RunCron fires cron triggers while this node leads, until ctx ends. Ticks

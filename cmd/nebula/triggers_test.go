@@ -30,13 +30,26 @@ func TestWebhookTrigger(t *testing.T) {
 		t.Error("no X-Nebula-Execution header")
 	}
 
-	// A slow workflow answers 202 with the execution id.
-	p.mustCall("PUT", "/v1/workflows/slowhook", `{"timeout":"1s","triggers":[{"type":"webhook","path":"slow"}],
+	// A trigger with wait 0s answers 202 with the execution id at once.
+	p.mustCall("PUT", "/v1/workflows/slowhook", `{"triggers":[{"type":"webhook","path":"slow","wait":"0s"}],
 	  "nodes":[{"id":"wait","action":"builtin.delay","params":{"duration":"10s"}}]}`, 200, nil)
 	var accepted map[string]string
-	if status := p.call("GET", "/hooks/slow", "", &accepted); status != 500 && status != 202 {
-		t.Fatalf("slow webhook answered %d", status)
+	p.mustCall("GET", "/hooks/slow", "", 202, &accepted)
+	if accepted["execution_id"] == "" {
+		t.Fatalf("202 without an execution id: %v", accepted)
 	}
+
+	// A failed execution answers the error shape, naming the execution.
+	p.mustCall("PUT", "/v1/workflows/badhook", `{"triggers":[{"type":"webhook","path":"bad"}],
+	  "nodes":[{"id":"boom","action":"builtin.fail","params":{"message":"no stock"}}]}`, 200, nil)
+	var failed struct {
+		Error struct{ Code, Message string }
+	}
+	p.mustCall("POST", "/hooks/bad", "", 500, &failed)
+	if failed.Error.Code != "execution_failed" || !strings.Contains(failed.Error.Message, "no stock") {
+		t.Fatalf("failed webhook answered %+v", failed)
+	}
+	p.mustCall("PUT", "/v1/workflows/waithook", `{"triggers":[{"type":"webhook","path":"w","wait":"1m"}],"nodes":[{"id":"n","action":"builtin.noop"}]}`, 400, nil)
 	p.mustCall("GET", "/hooks/nothing-here", "", 404, nil)
 }
 
