@@ -39,6 +39,9 @@ type Config struct {
 	Logger *slog.Logger
 	// BodyLimit caps request bodies; zero picks 4 MiB.
 	BodyLimit int64
+	// ActionBodyLimit caps the body of POST /v1/actions instead, since it
+	// carries a WebAssembly module; zero picks 64 MiB.
+	ActionBodyLimit int64
 	// Cluster describes the cluster for GET /v1/cluster.
 	Cluster func(ctx context.Context) (ClusterView, error)
 	// Metrics, if set, records every request and is served at GET
@@ -68,16 +71,21 @@ type server struct {
 	ready   func() bool
 	logger  *slog.Logger
 	limit   int64
+	// actionLimit is the body limit of POST /v1/actions.
+	actionLimit int64
 }
 
 // New returns the API's handler.
 func New(cfg Config) http.Handler {
-	s := &server{svc: cfg.Service, cluster: cfg.Cluster, ready: cfg.Ready, logger: cfg.Logger, limit: cfg.BodyLimit}
+	s := &server{svc: cfg.Service, cluster: cfg.Cluster, ready: cfg.Ready, logger: cfg.Logger, limit: cfg.BodyLimit, actionLimit: cfg.ActionBodyLimit}
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)
 	}
 	if s.limit == 0 {
 		s.limit = defaultBodyLimit
+	}
+	if s.actionLimit == 0 {
+		s.actionLimit = defaultActionBodyLimit
 	}
 	if s.ready == nil {
 		s.ready = func() bool { return true }
@@ -112,7 +120,12 @@ func New(cfg Config) http.Handler {
 	v1("/credentials", s.handle(s.putCredential)).Methods(http.MethodPost)
 	v1("/credentials", s.handle(s.listCredentials)).Methods(http.MethodGet)
 	v1("/credentials/{name}", s.handle(s.deleteCredential)).Methods(http.MethodDelete)
+	v1("/actions", s.handleLimit(s.actionLimit, s.registerAction)).Methods(http.MethodPost)
+	v1("/actions", s.handle(s.listActions)).Methods(http.MethodGet)
+	v1("/actions/{ref}", s.handle(s.getAction)).Methods(http.MethodGet)
 	v1("/tasks/claim", s.handle(s.claimTasks)).Methods(http.MethodPost)
+	v1("/tasks/actions/{tenant}/{ref}", s.handle(s.taskAction)).Methods(http.MethodGet)
+	v1("/tasks/actions/{tenant}/{ref}/module", s.handle(s.taskModule)).Methods(http.MethodGet)
 	// Task ids are execution/node/attempt: the id pattern spans slashes.
 	v1("/tasks/{id:.+}/complete", s.handle(s.completeTask)).Methods(http.MethodPost)
 	v1("/tasks/{id:.+}/fail", s.handle(s.failTask)).Methods(http.MethodPost)
@@ -123,8 +136,13 @@ func New(cfg Config) http.Handler {
 // handle adapts a handler that returns an error, writing the error shape.
 // A read asked with ?consistent=true waits first for a read barrier.
 func (s *server) handle(h func(http.ResponseWriter, *http.Request) error) http.Handler {
+	return s.handleLimit(s.limit, h)
+}
+
+// handleLimit is handle with a body limit of the route's own.
+func (s *server) handleLimit(limit int64, h func(http.ResponseWriter, *http.Request) error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		r.Body = http.MaxBytesReader(w, r.Body, s.limit)
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
 		err := s.consistent(r)
 		if err == nil {
 			err = h(w, r)
@@ -145,7 +163,13 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		msg = "internal error"
 	}
 	if status == http.StatusRequestEntityTooLarge {
-		msg = fmt.Sprintf("request body exceeds %d bytes", s.limit)
+		// The route's own limit, which the reader that hit it knows.
+		limit := s.limit
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			limit = mbe.Limit
+		}
+		msg = fmt.Sprintf("request body exceeds %d bytes", limit)
 	}
 	writeJSON(w, status, map[string]any{"error": map[string]string{"code": code, "message": msg}})
 }

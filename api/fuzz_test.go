@@ -19,7 +19,7 @@ const (
 // bodyEndpoint is a route that takes a request body. kind groups those
 // that read it alike.
 type bodyEndpoint struct {
-	kind         string // workflow, start, cancel, claim, task, hook, hook-text
+	kind         string // workflow, start, cancel, claim, task, hook, hook-text, action
 	method, path string
 	contentType  string
 	// wait bounds the request: a claim's long poll and a webhook waiting
@@ -74,6 +74,7 @@ func newBodyTarget(tb testing.TB) *bodyTarget {
 		// No workflow has this webhook: the body is read and checked all
 		// the same, without the cost of starting an execution.
 		{"hook-text", http.MethodPut, "/hooks/none/text", textType, shortWait},
+		{"action", http.MethodPost, "/v1/actions", jsonType, 0},
 	}}
 }
 
@@ -148,6 +149,7 @@ func FuzzAPIBodies(f *testing.F) {
 	f.Add([]byte(`{}`))
 	f.Add([]byte(`{"id":"fuzzed","nodes":[{"id":"a","action":"builtin.noop"}]}`))
 	f.Add([]byte(`{"token":1,"lease_ttl":"10s"}`))
+	f.Add([]byte(`{"id":"community.fuzz","version":"1.0.0","capabilities":["env:LANG"],"module":"AGFzbQEAAAA="}`))
 	bt := newBodyTarget(f)
 	f.Fuzz(func(t *testing.T, body []byte) {
 		for _, ep := range bt.endpoints {
@@ -190,15 +192,20 @@ func TestHostileRequests(t *testing.T) {
 			"task":      {http.StatusRequestEntityTooLarge, "too_large"},
 			"hook":      {http.StatusRequestEntityTooLarge, "too_large"},
 			"hook-text": {http.StatusRequestEntityTooLarge, "too_large"},
+			// Under its own 64 MiB limit: read, and refused for its field.
+			"action": bad,
 		}},
 		{"100k unclosed [", deepOpen, map[string]answer{
-			"workflow": bad, "start": bad, "claim": bad, "task": bad, "hook": bad,
+			"workflow": bad, "start": bad, "claim": bad, "task": bad, "hook": bad, "action": bad,
 		}},
 		{"100k levels of nesting in params", deepBalanced, map[string]answer{
-			"workflow": bad, "start": bad, "claim": bad, "task": bad, "hook": bad,
+			"workflow": bad, "start": bad, "claim": bad, "task": bad, "hook": bad, "action": bad,
 		}},
 		{"wrong types", []byte(`{"nodes":{"id":1},"input":"text","worker":5,"token":"1"}`), map[string]answer{
-			"workflow": invalid, "start": bad, "claim": bad, "task": bad,
+			"workflow": invalid, "start": bad, "claim": bad, "task": bad, "action": bad,
+		}},
+		{"wrong type of capabilities", []byte(`{"id":"community.x","version":"1.0.0","capabilities":"net:*","module":"AGFzbQEAAAA="}`), map[string]answer{
+			"action": bad,
 		}},
 		{"wrong type of input", []byte(`{"input":[1,2]}`), map[string]answer{"start": bad}},
 		{"wrong type of token", []byte(`{"token":-1}`), map[string]answer{"task": bad}},
@@ -210,21 +217,21 @@ func TestHostileRequests(t *testing.T) {
 			"workflow": invalid,
 		}},
 		{"unknown field", []byte(`{"input":{},"worker":"w","token":1,"colour":"red"}`), map[string]answer{
-			"start": bad, "claim": bad, "task": bad,
+			"start": bad, "claim": bad, "task": bad, "action": bad,
 		}},
 		{"not UTF-8", notUTF8, map[string]answer{
-			"workflow": bad, "start": bad, "claim": bad, "task": bad, "hook": bad, "hook-text": bad,
+			"workflow": bad, "start": bad, "claim": bad, "task": bad, "hook": bad, "hook-text": bad, "action": bad,
 		}},
 		{"not UTF-8 in a workflow id", []byte("{\"id\":\"w\xff\",\"nodes\":[{\"id\":\"a\",\"action\":\"builtin.noop\"}]}"), map[string]answer{
 			"workflow": invalid,
 		}},
 		{"trailing data", []byte(`{} {}`), map[string]answer{
-			"workflow": bad, "start": bad, "claim": bad, "task": bad, "hook": bad,
+			"workflow": bad, "start": bad, "claim": bad, "task": bad, "hook": bad, "action": bad,
 		}},
 		{"a JSON document that is not an object", []byte(`[1]`), map[string]answer{
-			"workflow": invalid, "start": bad, "claim": bad, "task": bad,
+			"workflow": invalid, "start": bad, "claim": bad, "task": bad, "action": bad,
 		}},
-		{"empty", nil, map[string]answer{"workflow": bad, "claim": bad, "task": bad}},
+		{"empty", nil, map[string]answer{"workflow": bad, "claim": bad, "task": bad, "action": bad}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -32,6 +32,7 @@ const (
 
 type taskView struct {
 	ID           string          `json:"id"`
+	Tenant       string          `json:"tenant"`
 	ExecutionID  string          `json:"execution_id"`
 	Node         string          `json:"node"`
 	Attempt      int             `json:"attempt"`
@@ -44,7 +45,7 @@ type taskView struct {
 
 func viewTask(t *storage.Task) taskView {
 	v := taskView{
-		ID: t.ID, ExecutionID: t.ExecutionID, Node: t.Node, Attempt: t.Attempt, Action: t.Action,
+		ID: t.ID, Tenant: t.TenantID, ExecutionID: t.ExecutionID, Node: t.Node, Attempt: t.Attempt, Action: t.Action,
 		Params: rawOrNull(t.Params), LeaseToken: t.LeaseToken, LeaseExpires: stamp(t.LeaseExpires),
 	}
 	if t.Timeout > 0 {
@@ -209,4 +210,28 @@ func (s *server) heartbeatTask(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	return writeJSON(w, http.StatusOK, map[string]bool{"accepted": true})
+}
+
+// taskAction is the manifest of a registered action for a remote worker
+// that runs it; the worker fetches the module when it does not have it.
+func (s *server) taskAction(w http.ResponseWriter, r *http.Request) error {
+	v := mux.Vars(r)
+	a, err := s.svc.GetAction(r.Context(), v["tenant"], v["ref"])
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, viewAction(a))
+}
+
+// taskModule is the module of a registered action, as bytes.
+func (s *server) taskModule(w http.ResponseWriter, r *http.Request) error {
+	v := mux.Vars(r)
+	_, module, err := s.svc.ActionModule(r.Context(), v["tenant"], v["ref"])
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/wasm")
+	w.WriteHeader(http.StatusOK)
+	_, err = w.Write(module)
+	return err
 }

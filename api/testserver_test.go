@@ -24,9 +24,17 @@ type testServer struct {
 	node    *cluster.Node
 }
 
+// testConfig is what newTestServer passes to the engine and the API;
+// options change it before either is built.
+type testConfig struct {
+	service *engine.ServiceConfig
+	api     *Config
+}
+
 // newTestServer builds a testServer in t.TempDir, ready to serve (the node
-// leads and its state caught up). Everything stops when t ends.
-func newTestServer(tb testing.TB) *testServer {
+// leads and its state caught up). Community actions are on, with no module
+// check. Everything stops when t ends.
+func newTestServer(tb testing.TB, options ...func(*testConfig)) *testServer {
 	tb.Helper()
 	ctx := context.Background()
 	dir := tb.TempDir()
@@ -39,7 +47,7 @@ func newTestServer(tb testing.TB) *testServer {
 		store.Close()
 		tb.Fatal(err)
 	}
-	opts := engine.Options{KnownAction: engine.Builtins(engine.BuiltinsConfig{}).Has}
+	opts := engine.Options{KnownAction: engine.Builtins(engine.BuiltinsConfig{}).Has, Registered: engine.IsRegistryAction}
 	hub := engine.NewHub()
 	machine := engine.NewMachine(engine.MachineConfig{Options: opts, Blobs: blobs})
 	f, err := fsm.New(ctx, fsm.Config{Store: store, Machine: machine, OnEvents: hub.Publish, TempDir: dir})
@@ -62,21 +70,29 @@ func newTestServer(tb testing.TB) *testServer {
 	if err := node.WaitReady(wctx); err != nil {
 		tb.Fatalf("node not ready: %v", err)
 	}
-	svc := engine.NewService(engine.ServiceConfig{
-		Submitter: node,
-		Barrier:   node,
-		Store:     store,
-		Options:   opts,
-		Hub:       hub,
-		Blobs:     blobs,
-	})
-	h := New(Config{
-		Service: svc,
-		Ready:   node.Ready,
-		Cluster: func(context.Context) (ClusterView, error) {
-			return ClusterView{Leader: node.Leader(), Members: []ClusterMember{{ID: "n1", Status: "alive", Voter: true, Leader: node.IsLeader()}}}, nil
+	cfg := testConfig{
+		service: &engine.ServiceConfig{
+			Submitter:      node,
+			Barrier:        node,
+			Store:          store,
+			Options:        opts,
+			Hub:            hub,
+			Blobs:          blobs,
+			ActionsEnabled: true,
 		},
-		Metrics: metrics.New(),
-	})
+		api: &Config{
+			Ready: node.Ready,
+			Cluster: func(context.Context) (ClusterView, error) {
+				return ClusterView{Leader: node.Leader(), Members: []ClusterMember{{ID: "n1", Status: "alive", Voter: true, Leader: node.IsLeader()}}}, nil
+			},
+			Metrics: metrics.New(),
+		},
+	}
+	for _, o := range options {
+		o(&cfg)
+	}
+	svc := engine.NewService(*cfg.service)
+	cfg.api.Service = svc
+	h := New(*cfg.api)
 	return &testServer{handler: h, svc: svc, node: node}
 }

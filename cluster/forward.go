@@ -299,6 +299,7 @@ var errorKinds = []struct {
 	{"unavailable", storage.ErrUnavailable},
 	{"stale_lease", engine.ErrStaleLease},
 	{"invalid_workflow", engine.ErrInvalidWorkflow},
+	{"invalid_action", engine.ErrInvalidAction},
 }
 
 func newWireResult(r engine.Result) *wireResult {

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"sort"
+
+	"github.com/nebula-engine/nebula/sandbox"
+	"github.com/nebula-engine/nebula/sandbox/inprocess"
 )
 
 // Action runs one attempt of a node: it gets the node's resolved params
@@ -14,34 +16,16 @@ type Action interface {
 	Run(ctx context.Context, params json.RawMessage) (json.RawMessage, error)
 }
 
-// ActionFunc adapts a function to Action.
-type ActionFunc func(ctx context.Context, params json.RawMessage) (json.RawMessage, error)
-
-// Run calls f.
-func (f ActionFunc) Run(ctx context.Context, params json.RawMessage) (json.RawMessage, error) {
-	return f(ctx, params)
-}
-
-// Actions is a set of runnable actions by name.
-type Actions map[string]Action
+// Actions is a set of in-process actions by name, with the capabilities
+// each may use.
+type Actions map[string]inprocess.Action
 
 // Has reports whether a workflow may use the action: the set holds it, or
 // the engine runs it itself (builtin.delay is a durable timer and
 // builtin.subworkflow a child execution: neither is a task).
-// It is the KnownAction of Options.
 func (a Actions) Has(name string) bool {
 	_, ok := a[name]
 	return ok || name == actionDelay || name == actionSubworkflow
-}
-
-// Names returns the action names, sorted.
-func (a Actions) Names() []string {
-	names := make([]string, 0, len(a))
-	for n := range a {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
 }
 
 // BuiltinsConfig configures the builtin actions.
@@ -53,21 +37,26 @@ type BuiltinsConfig struct {
 	HTTP HTTPConfig
 }
 
+// HTTPCapabilities are what builtin.http may use: any host, any
+// credential. The sandbox policy narrows them.
+var HTTPCapabilities = []sandbox.Capability{"net:*", "credential:*"}
+
 // Builtins returns the builtin actions that workers run. (builtin.delay and
-// builtin.subworkflow are run by the state machine itself.)
+// builtin.subworkflow are run by the state machine itself.) Only
+// builtin.http declares capabilities: the others compute on their input.
 func Builtins(cfg BuiltinsConfig) Actions {
 	logger := cfg.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	return Actions{
-		"builtin.set":  ActionFunc(runSet),
-		"builtin.noop": ActionFunc(runNoop),
-		"builtin.log": ActionFunc(func(ctx context.Context, params json.RawMessage) (json.RawMessage, error) {
+		"builtin.set":  {Run: runSet},
+		"builtin.noop": {Run: runNoop},
+		"builtin.log": {Run: func(ctx context.Context, params json.RawMessage) (json.RawMessage, error) {
 			return runLog(ctx, logger, params)
-		}),
-		"builtin.fail": ActionFunc(runFail),
-		"builtin.http": NewHTTPAction(cfg.HTTP),
+		}},
+		"builtin.fail": {Run: runFail},
+		"builtin.http": {Run: NewHTTPAction(cfg.HTTP).Run, Capabilities: HTTPCapabilities},
 	}
 }
 

@@ -98,6 +98,20 @@ type DeleteCredential struct {
 	Name   string
 }
 
+// RegisterAction records one version of a community action. The module is
+// in the blob store already, under ModuleRef, so the log carries only its
+// reference. Versions are immutable: registering one again with the same
+// module and capabilities changes nothing, with others it is refused with
+// storage.ErrConflict.
+type RegisterAction struct {
+	Tenant       string
+	ID           string
+	Version      string
+	Capabilities []string // sorted, without duplicates
+	ModuleRef    string
+	Size         int64
+}
+
 // SetLimits records engine-wide limits in the replicated state, so that
 // every node enforces the same ones. MaxConcurrentExecutions bounds the
 // running top-level executions (0: no bound); raising it starts waiting
@@ -144,6 +158,7 @@ func (SetLimits) commandName() string        { return "set_limits" }
 func (FireCron) commandName() string         { return "fire_cron" }
 func (PutCredential) commandName() string    { return "put_credential" }
 func (DeleteCredential) commandName() string { return "delete_credential" }
+func (RegisterAction) commandName() string   { return "register_action" }
 
 // Result is what applying one command produced. Err carries an
 // application-level refusal (not found, conflict, stale lease); it travels
@@ -156,7 +171,7 @@ type Result struct {
 
 	Version     int             // PutWorkflow
 	ExecutionID string          // StartExecution
-	Created     bool            // StartExecution: false when the idempotency key was used before
+	Created     bool            // StartExecution: false when the idempotency key was used before; RegisterAction: false when the version existed identically
 	Tasks       []*storage.Task // ClaimTasks
 	Accepted    bool            // CompleteTask, RenewLease: the token still held the lease
 	Reclaimed   int             // ReclaimTasks

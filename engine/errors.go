@@ -15,4 +15,13 @@ var (
 	// ErrExpression reports an expression that failed at run time, including
 	// one that exceeded an evaluation limit.
 	ErrExpression = errors.New("expression error")
+	// ErrInvalidAction reports a community action that cannot be
+	// registered: a bad id, version or capability, a module that is not
+	// WebAssembly, does not match its digest, or was refused by the
+	// module check.
+	ErrInvalidAction = errors.New("invalid action")
+	// ErrActionsDisabled reports a registration on a node where community
+	// actions are turned off. Its text is the whole message: it names the
+	// setting to change.
+	ErrActionsDisabled = errors.New("community actions are disabled (sandbox.community_actions.enabled = false)")
 )

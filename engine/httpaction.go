@@ -21,6 +21,8 @@ import (
 	"syscall"
 	"time"
 	"unicode/utf8"
+
+	"github.com/nebula-engine/nebula/sandbox"
 )
 
 // HTTPConfig configures builtin.http.
@@ -134,7 +136,10 @@ func newHTTPAction(cfg HTTPConfig, refuse func(netip.AddrPort) string) *httpActi
 	}
 	a.client = &http.Client{
 		Transport: transport,
-		CheckRedirect: func(_ *http.Request, via []*http.Request) error {
+		CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			if err := checkHost(req.Context(), req.URL); err != nil {
+				return err
+			}
 			if len(via) > a.maxRedirects {
 				// Hand back the last redirect response, so that
 				// fail_on_status decides what it means.
@@ -183,6 +188,16 @@ func (a *httpAction) Run(ctx context.Context, params json.RawMessage) (json.RawM
 		return nil, paramError(httpActionName, err)
 	}
 	c := httpCall{method: p.method, url: redactURL(p.url)}
+	// The policy's grants bound where the action goes and which
+	// credentials it opens; redirects are checked too (CheckRedirect).
+	if err := checkHost(ctx, p.url); err != nil {
+		return nil, c.fail(err)
+	}
+	if p.credential != "" {
+		if err := sandbox.Check(ctx, sandbox.Capability("credential:"+p.credential)); err != nil {
+			return nil, c.fail(err)
+		}
+	}
 	var secrets []string
 	if p.credential != "" {
 		if secrets, err = a.applyCredential(ctx, p); err != nil {
@@ -344,6 +359,13 @@ func (c httpCall) transportError(ctx, reqCtx context.Context, timeout time.Durat
 	if refused, ok := errors.AsType[*refusedError](err); ok {
 		return c.fail(refused)
 	}
+	if errors.Is(err, sandbox.ErrCapability) {
+		// A redirect to a host not granted: policy, not a passing fault.
+		if uerr, ok := errors.AsType[*url.Error](err); ok {
+			err = uerr.Err
+		}
+		return c.fail(err)
+	}
 	switch {
 	case ctx.Err() != nil:
 		// The caller gave up (cancellation or its own deadline); whether
@@ -361,6 +383,11 @@ func (c httpCall) transportError(ctx, reqCtx context.Context, timeout time.Durat
 		err = uerr.Err
 	}
 	return Retryable(c.fail(err))
+}
+
+// checkHost checks that the action holds the capability to reach u's host.
+func checkHost(ctx context.Context, u *url.URL) error {
+	return sandbox.Check(ctx, sandbox.Capability("net:"+strings.ToLower(u.Hostname())))
 }
 
 // refusedError reports a destination the sandbox policy forbids.

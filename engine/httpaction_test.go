@@ -17,10 +17,24 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/nebula-engine/nebula/sandbox"
 )
 
-// runHTTP runs action with params and decodes its output.
+// allGranted is what a permissive policy grants builtin.http.
+func allGranted(ctx context.Context) context.Context {
+	return sandbox.WithGrants(ctx, HTTPCapabilities)
+}
+
+// runHTTP runs action with params and every capability, and decodes its
+// output.
 func runHTTP(ctx context.Context, t *testing.T, action Action, params map[string]any) (map[string]any, error) {
+	t.Helper()
+	return runHTTPGranted(allGranted(ctx), t, action, params)
+}
+
+// runHTTPGranted runs action with params under the grants in ctx.
+func runHTTPGranted(ctx context.Context, t *testing.T, action Action, params map[string]any) (map[string]any, error) {
 	t.Helper()
 	raw, err := json.Marshal(params)
 	if err != nil {
@@ -650,12 +664,61 @@ func TestHTTPBadParams(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := action.Run(context.Background(), json.RawMessage(tt.params))
+			_, err := action.Run(allGranted(context.Background()), json.RawMessage(tt.params))
 			if err == nil || !strings.HasPrefix(err.Error(), tt.wantErr) {
 				t.Fatalf("error %v, want %q", err, tt.wantErr)
 			}
 			if errors.Is(err, ErrRetryable) {
 				t.Error("a params error is retryable")
+			}
+		})
+	}
+}
+
+func TestHTTPCapabilities(t *testing.T) {
+	var targetHits atomic.Int32
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		targetHits.Add(1)
+	}))
+	t.Cleanup(target.Close)
+	// The redirect names the target by another host name than the origin
+	// uses, so that grants can tell them apart.
+	_, port, _ := net.SplitHostPort(target.Listener.Addr().String())
+	origin := httptest.NewServer(http.RedirectHandler("http://localhost:"+port+"/landing", http.StatusFound))
+	t.Cleanup(origin.Close)
+	action := NewHTTPAction(HTTPConfig{AllowPrivate: true})
+
+	tests := []struct {
+		name       string
+		granted    []sandbox.Capability
+		params     map[string]any
+		wantErr    string
+		targetHits int32
+	}{
+		{"every host", []sandbox.Capability{"net:*"}, map[string]any{"url": origin.URL}, "", 1},
+		{"both hosts", []sandbox.Capability{"net:127.0.0.1", "net:localhost"}, map[string]any{"url": origin.URL}, "", 1},
+		{"nothing granted", nil, map[string]any{"url": origin.URL}, "capability not granted: net:127.0.0.1", 0},
+		{"redirect to a host not granted", []sandbox.Capability{"net:127.0.0.1"}, map[string]any{"url": origin.URL}, "capability not granted: net:localhost", 0},
+		{"credential not granted", []sandbox.Capability{"net:*"}, map[string]any{"url": origin.URL, "credential": "github"}, "capability not granted: credential:github", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			targetHits.Store(0)
+			ctx := sandbox.WithGrants(context.Background(), tt.granted)
+			_, err := runHTTPGranted(ctx, t, action, tt.params)
+			if tt.wantErr == "" && err != nil {
+				t.Fatal(err)
+			}
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error %v, want it to contain %q", err, tt.wantErr)
+				}
+				if errors.Is(err, ErrRetryable) {
+					t.Error("a capability refusal is retryable")
+				}
+			}
+			if n := targetHits.Load(); n != tt.targetHits {
+				t.Errorf("the redirect target got %d requests, want %d", n, tt.targetHits)
 			}
 		})
 	}

@@ -106,6 +106,8 @@ func (m *Machine) Apply(ctx context.Context, tx storage.Repos, st Stamp, cmd Com
 		if errors.Is(err, storage.ErrNotFound) {
 			res, err = Result{Err: err}, nil
 		}
+	case *RegisterAction:
+		res, err = a.registerAction(c)
 	default:
 		return Result{}, nil, fmt.Errorf("engine: no handler for command %T", cmd)
 	}
@@ -177,12 +179,48 @@ func (a *applier) putWorkflow(c *PutWorkflow) (Result, error) {
 	// The definition passed Compile before it was proposed; the name is
 	// only copied for listings.
 	_ = json.Unmarshal(c.Definition, &def)
+	// The proposer checked its registry actions against its own, possibly
+	// lagging, copy of the state; this check is the one every replica
+	// makes alike.
+	if registered := a.m.opts.Registered; registered != nil {
+		if parsed, err := ParseDefinition(c.Definition); err == nil {
+			refusal, err := unregisteredAction(a.ctx, a.tx, c.Tenant, parsed, registered)
+			if err != nil || refusal != nil {
+				return Result{Err: refusal}, err
+			}
+		}
+	}
 	w := &storage.Workflow{TenantID: c.Tenant, ID: c.ID, Name: def.Name, Definition: c.Definition, CreatedAt: a.st.Now}
 	if err := a.tx.PutWorkflow(a.ctx, w); err != nil {
 		return Result{}, err
 	}
 	a.emit(EventWorkflowsChanged, c.Tenant, "")
 	return Result{Version: w.Version}, nil
+}
+
+func (a *applier) registerAction(c *RegisterAction) (Result, error) {
+	// An empty or malformed version would read as "latest" below and
+	// could never be named by a workflow; the proposer refuses it, and so
+	// does every replica.
+	if c.ID == "" || storage.ValidateActionVersion(c.Version) != nil {
+		return Result{Err: fmt.Errorf("%w: action %q version %q", ErrInvalidAction, c.ID, c.Version)}, nil
+	}
+	_, err := a.tx.GetAction(a.ctx, c.Tenant, c.ID, c.Version)
+	created := errors.Is(err, storage.ErrNotFound)
+	if err != nil && !created {
+		return Result{}, err
+	}
+	err = a.tx.PutAction(a.ctx, &storage.Action{
+		TenantID: c.Tenant, ID: c.ID, Version: c.Version, Capabilities: c.Capabilities,
+		ModuleRef: c.ModuleRef, Size: c.Size, CreatedAt: a.st.Now,
+	})
+	if errors.Is(err, storage.ErrConflict) {
+		return Result{Err: err}, nil
+	}
+	if err != nil {
+		return Result{}, err
+	}
+	return Result{Created: created}, nil
 }
 
 func (a *applier) deleteWorkflow(c *DeleteWorkflow) (Result, error) {

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"cel.dev/cel-go/cel"
+
+	"github.com/nebula-engine/nebula/storage"
 )
 
 // Limits bound the evaluation of expressions. Zero fields take their
@@ -49,7 +51,12 @@ type Options struct {
 	// KnownAction reports whether an action exists; nil accepts every
 	// action.
 	KnownAction func(action string) bool
-	Limits      Limits
+	// Registered reports whether an action is one registered through the
+	// action registry (its existence is then checked against the registry
+	// in the replicated state rather than by KnownAction). It is given
+	// the action's name without any "@version"; nil means no action is.
+	Registered func(action string) bool
+	Limits     Limits
 }
 
 // maxRetryAttempts bounds retry.max_attempts.
@@ -114,7 +121,7 @@ func compile(d *Definition, opts Options) (*Plan, error) {
 		p.index[n.ID] = i
 	}
 	for i := range d.Nodes {
-		if err := checkNode(&d.Nodes[i], opts.KnownAction); err != nil {
+		if err := checkNode(&d.Nodes[i], opts); err != nil {
 			return nil, err
 		}
 	}
@@ -177,12 +184,12 @@ func validID(id string) bool {
 }
 
 // checkNode checks the fields of one node, except its params.
-func checkNode(n *Node, known func(string) bool) error {
+func checkNode(n *Node, opts Options) error {
 	if n.Action == "" {
 		return fmt.Errorf("node %q has no action", n.ID)
 	}
-	if known != nil && !known(n.Action) {
-		return fmt.Errorf("unknown action %q in node %q", n.Action, n.ID)
+	if err := checkAction(n, opts); err != nil {
+		return err
 	}
 	if n.Timeout < 0 {
 		return fmt.Errorf("node %q: negative timeout %s", n.ID, time.Duration(n.Timeout))
@@ -208,6 +215,26 @@ func checkNode(n *Node, known func(string) bool) error {
 		return fmt.Errorf("node %q: negative retry.max_backoff %s", n.ID, time.Duration(r.MaxBackoff))
 	case r.MaxBackoff != 0 && r.MaxBackoff < r.Backoff:
 		return fmt.Errorf("node %q: retry.max_backoff %s is less than retry.backoff %s", n.ID, time.Duration(r.MaxBackoff), time.Duration(r.Backoff))
+	}
+	return nil
+}
+
+// checkAction checks the form of a node's action. A registry action,
+// "name" or "name@version", is only checked for form here: whether it
+// exists depends on the tenant's registry, which PutWorkflow and the
+// state machine consult. Any other action must be known.
+func checkAction(n *Node, opts Options) error {
+	name, version, pinned := strings.Cut(n.Action, "@")
+	if opts.Registered != nil && opts.Registered(name) {
+		if pinned {
+			if err := storage.ValidateActionVersion(version); err != nil {
+				return fmt.Errorf("action %q in node %q: %w", n.Action, n.ID, err)
+			}
+		}
+		return nil
+	}
+	if opts.KnownAction != nil && !opts.KnownAction(n.Action) {
+		return fmt.Errorf("unknown action %q in node %q", n.Action, n.ID)
 	}
 	return nil
 }

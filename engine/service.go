@@ -49,6 +49,15 @@ type ServiceConfig struct {
 	Tenants []string
 	// Secrets seals credential data before it is proposed.
 	Secrets storage.SecretsStore
+	// CheckModule vets a community action's module before it is
+	// registered: the composition root compiles it in the WebAssembly
+	// runtime and applies the sandbox policy to its capabilities. Its
+	// error refuses the registration, wrapped in ErrInvalidAction. nil
+	// accepts every module that passes the engine's own checks.
+	CheckModule func(ctx context.Context, id string, module []byte, capabilities []string) error
+	// ActionsEnabled is sandbox.community_actions.enabled: when false,
+	// registrations fail with ErrActionsDisabled.
+	ActionsEnabled bool
 }
 
 // Service is the engine as the API sees it: validated writes become
@@ -66,6 +75,10 @@ type Service struct {
 	opts          Options
 	logger        *slog.Logger
 	hub           *Hub
+
+	// The registry of community actions.
+	checkModule    func(ctx context.Context, id string, module []byte, capabilities []string) error
+	actionsEnabled bool
 }
 
 // NewService returns a Service.
@@ -82,7 +95,8 @@ func NewService(cfg ServiceConfig) *Service {
 	if tenants == nil {
 		tenants = []string{"default"}
 	}
-	return &Service{secrets: cfg.Secrets, tenants: tenants, blobs: cfg.Blobs, maxConcurrent: cfg.MaxConcurrentExecutions, sub: cfg.Submitter, barrier: cfg.Barrier, store: cfg.Store, opts: cfg.Options, logger: l, hub: h}
+	return &Service{secrets: cfg.Secrets, tenants: tenants, blobs: cfg.Blobs, maxConcurrent: cfg.MaxConcurrentExecutions, sub: cfg.Submitter, barrier: cfg.Barrier, store: cfg.Store, opts: cfg.Options, logger: l, hub: h,
+		checkModule: cfg.CheckModule, actionsEnabled: cfg.ActionsEnabled}
 }
 
 // Hub returns the service's event hub; the FSM publishes into it.
@@ -113,6 +127,15 @@ func (s *Service) PutWorkflow(ctx context.Context, tenant string, def *Definitio
 	}
 	if _, err := Compile(def, s.opts); err != nil {
 		return nil, err
+	}
+	// The local state may lag; the state machine checks again when the
+	// command applies. This check answers early, without a proposal.
+	refusal, err := unregisteredAction(ctx, s.store, tenant, def, s.opts.Registered)
+	if err != nil {
+		return nil, err
+	}
+	if refusal != nil {
+		return nil, refusal
 	}
 	raw, err := json.Marshal(def)
 	if err != nil {

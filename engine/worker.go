@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nebula-engine/nebula/sandbox"
 	"github.com/nebula-engine/nebula/storage"
 )
 
@@ -31,7 +32,9 @@ type WorkerConfig struct {
 	// DefaultTimeout bounds attempts of nodes without a timeout; zero
 	// means no bound.
 	DefaultTimeout time.Duration
-	Actions        Actions
+	// Runner runs the actions: in-process ones with capability checks,
+	// community ones in the WebAssembly sandbox.
+	Runner sandbox.Runner
 	// Wake is signalled when tasks may be waiting; without it the worker
 	// polls every PollInterval.
 	Wake         <-chan struct{}
@@ -317,11 +320,10 @@ func (w *Worker) runAction(ctx context.Context, t *storage.Task) (out json.RawMe
 			out, err = nil, fmt.Errorf("action %s panicked: %v", t.Action, r)
 		}
 	}()
-	a, ok := w.cfg.Actions[t.Action]
-	if !ok {
+	out, err = w.cfg.Runner.Run(ctx, sandbox.Request{Tenant: t.TenantID, Action: t.Action, Params: t.Params})
+	if errors.Is(err, sandbox.ErrUnknownAction) {
 		return nil, fmt.Errorf("action %s is not available on worker %s", t.Action, w.cfg.Holder)
 	}
-	out, err = a.Run(ctx, t.Params)
 	if err != nil {
 		return nil, err
 	}
@@ -332,12 +334,7 @@ func (w *Worker) runAction(ctx context.Context, t *storage.Task) (out json.RawMe
 	if len(out) > limit {
 		return nil, fmt.Errorf("output of %d bytes exceeds the limit of %d bytes", len(out), limit)
 	}
-	if len(out) == 0 {
-		out = json.RawMessage("null")
-	}
-	if !json.Valid(out) {
-		return nil, fmt.Errorf("action %s returned invalid JSON", t.Action)
-	}
+	// The runner checked that out is JSON.
 	if _, marker := markerRef(out); marker {
 		return nil, fmt.Errorf("action %s returned an object with the reserved key $nebula_blob", t.Action)
 	}

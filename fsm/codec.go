@@ -38,6 +38,7 @@ const (
 	typeFireCron       byte = 11
 	typePutCredential  byte = 12
 	typeDelCredential  byte = 13
+	typeRegisterAction byte = 14
 )
 
 // ErrUnknownCommand reports a command type this version cannot apply.
@@ -165,6 +166,14 @@ func encodeCommand(e *encoder, cmd engine.Command) error {
 		e.byte(typeDelCredential)
 		e.str(c.Tenant)
 		e.str(c.Name)
+	case *engine.RegisterAction:
+		e.byte(typeRegisterAction)
+		e.str(c.Tenant)
+		e.str(c.ID)
+		e.str(c.Version)
+		e.strs(c.Capabilities)
+		e.str(c.ModuleRef)
+		e.varint(c.Size)
 	case *engine.FireCron:
 		e.byte(typeFireCron)
 		e.str(c.Tenant)
@@ -210,6 +219,8 @@ func decodeCommand(raw []byte) (engine.Command, error) {
 		c = &engine.PutCredential{Tenant: d.str(), Name: d.str(), Type: d.str(), Sealed: d.bytes()}
 	case typeDelCredential:
 		c = &engine.DeleteCredential{Tenant: d.str(), Name: d.str()}
+	case typeRegisterAction:
+		c = &engine.RegisterAction{Tenant: d.str(), ID: d.str(), Version: d.str(), Capabilities: d.strs(), ModuleRef: d.str(), Size: d.varint()}
 	case typeFireCron:
 		c = &engine.FireCron{Tenant: d.str(), WorkflowID: d.str(), Trigger: d.count(), Tick: time.Unix(0, d.varint()).UTC(), ExecutionID: d.str()}
 	case typeSetLimits:
@@ -241,6 +252,14 @@ func (e *encoder) uvarint(v uint64) { e.buf = binary.AppendUvarint(e.buf, v) }
 func (e *encoder) varint(v int64)   { e.buf = binary.AppendVarint(e.buf, v) }
 func (e *encoder) str(s string)     { e.uvarint(uint64(len(s))); e.buf = append(e.buf, s...) }
 func (e *encoder) bytes(b []byte)   { e.uvarint(uint64(len(b))); e.buf = append(e.buf, b...) }
+
+// strs writes a count, then each string; nil and empty encode alike.
+func (e *encoder) strs(ss []string) {
+	e.uvarint(uint64(len(ss)))
+	for _, s := range ss {
+		e.str(s)
+	}
+}
 
 func (e *encoder) bool(b bool) {
 	if b {
@@ -322,6 +341,28 @@ func (d *decoder) bytes() []byte {
 }
 
 func (d *decoder) str() string { return string(d.bytes()) }
+
+// strs reads what encoder.strs wrote; none decodes to nil.
+func (d *decoder) strs() []string {
+	n := d.uvarint()
+	if d.err != nil || n == 0 {
+		return nil
+	}
+	// Each string takes at least its length byte: refuse counts the data
+	// cannot hold before allocating for them.
+	if n > uint64(len(d.buf)) {
+		d.fail(errShort)
+		return nil
+	}
+	out := make([]string, n)
+	for i := range out {
+		out[i] = d.str()
+	}
+	if d.err != nil {
+		return nil
+	}
+	return out
+}
 
 func (d *decoder) bool() bool {
 	switch d.byte() {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -27,6 +28,9 @@ func sampleCommands() []engine.Command {
 		&engine.FireCron{Tenant: "default", WorkflowID: "nightly", Trigger: 1, Tick: time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC), ExecutionID: "e9"},
 		&engine.RenewLease{TaskID: "e1/a/1", Token: 9, TTL: time.Minute},
 		&engine.ReclaimTasks{Max: 100, HolderPrefix: "n1/", KeepHolder: "n1/abc"},
+		&engine.RegisterAction{Tenant: "default", ID: "community.wordcount", Version: "1.10.0-rc.1",
+			Capabilities: []string{"env:LANG", "net:api.example.com"}, ModuleRef: "sha256:" + strings.Repeat("ab", 32), Size: 48 << 20},
+		&engine.RegisterAction{Tenant: "t1", ID: "hub.bare", Version: "0.0.1", ModuleRef: "sha256:" + strings.Repeat("0", 64), Size: 8},
 	}
 }
 
@@ -64,6 +68,8 @@ func TestDecodeRejectsBadInput(t *testing.T) {
 		{"trailing", append(append([]byte{}, good...), 0)},
 		{"huge count", []byte{kindBatch, 1, 0xff, 0xff, 0xff, 0xff, 0x0f}},
 		{"unknown command", []byte{kindBatch, 1, 1, 1, 0x42}},
+		{"huge capability count", []byte{kindBatch, 1, 1, 8, typeRegisterAction, 0, 0, 0, 0xff, 0xff, 0xff, 0x0f}},
+		{"truncated capabilities", []byte{kindBatch, 1, 1, 7, typeRegisterAction, 0, 0, 0, 2, 1, 'a'}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

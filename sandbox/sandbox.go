@@ -1,6 +1,8 @@
 package sandbox
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -52,15 +54,53 @@ func (c Capability) Validate() error {
 	return fmt.Errorf("sandbox: malformed capability %q", c)
 }
 
-// Grants reports whether granted includes want, with "net:*" standing for
-// every "net:" capability.
+// Grants reports whether granted includes want. A grant may be a pattern:
+// "*" grants everything, "net:*" every host (and "credential:*" every
+// credential), "net:*.example.com" every subdomain of example.com.
 func Grants(granted []Capability, want Capability) bool {
 	for _, g := range granted {
-		if g == want || (g == "net:*" && strings.HasPrefix(string(want), "net:")) {
+		if covers(g, want) {
 			return true
 		}
 	}
 	return false
+}
+
+func covers(g, want Capability) bool {
+	if g == want || g == "*" {
+		return true
+	}
+	gk, ga, ok := strings.Cut(string(g), ":")
+	wk, wa, wok := strings.Cut(string(want), ":")
+	if !ok || !wok || gk != wk {
+		return false
+	}
+	switch {
+	case ga == "*":
+		return true
+	case strings.HasPrefix(ga, "*."):
+		return strings.HasSuffix(wa, ga[1:]) && len(wa) > len(ga)-1
+	}
+	return false
+}
+
+type grantsKey struct{}
+
+// WithGrants returns a context under which an action holds the granted
+// capabilities; Check consults them.
+func WithGrants(ctx context.Context, granted []Capability) context.Context {
+	return context.WithValue(ctx, grantsKey{}, granted)
+}
+
+// Check reports whether the action running under ctx holds want. The
+// error wraps ErrCapability and names want. With no grants in ctx nothing
+// is held: code that runs outside a runner may do nothing guarded.
+func Check(ctx context.Context, want Capability) error {
+	granted, _ := ctx.Value(grantsKey{}).([]Capability)
+	if Grants(granted, want) {
+		return nil
+	}
+	return fmt.Errorf("%w: %s", ErrCapability, want)
 }
 
 // Limits bound one run. A zero field means no limit of that kind; fuel is
@@ -74,4 +114,46 @@ type Limits struct {
 	WallTime time.Duration
 	// MaxOutputBytes caps what the module writes to stdout.
 	MaxOutputBytes int
+}
+
+// Request is one attempt of an action for a runner to run.
+type Request struct {
+	// Tenant owns the execution; registered actions are looked up in it.
+	Tenant string
+	// Action is the name as a workflow writes it: "builtin.http",
+	// "community.wordcount" or "community.wordcount@1.0.0".
+	Action string
+	// Params are the node's resolved params, as JSON.
+	Params json.RawMessage
+}
+
+// Runner runs actions: it checks what the action may do, enforces its
+// limits, runs it and checks that its output is JSON within bounds.
+type Runner interface {
+	Run(ctx context.Context, req Request) (json.RawMessage, error)
+}
+
+// ErrUnknownAction reports an action no runner has.
+var ErrUnknownAction = errors.New("unknown action")
+
+// SplitVersion splits "community.x@1.0.0" into its name and version; the
+// version is empty when the reference has none.
+func SplitVersion(action string) (name, version string) {
+	name, version, _ = strings.Cut(action, "@")
+	return name, version
+}
+
+// CheckOutput checks what an action returned: JSON, at most max bytes
+// (when max > 0). Empty output reads as null.
+func CheckOutput(action string, out json.RawMessage, max int) (json.RawMessage, error) {
+	if max > 0 && len(out) > max {
+		return nil, fmt.Errorf("%w: output of %d bytes exceeds the limit of %d bytes", ErrOutputLimit, len(out), max)
+	}
+	if len(out) == 0 {
+		return json.RawMessage("null"), nil
+	}
+	if !json.Valid(out) {
+		return nil, fmt.Errorf("action %s returned invalid JSON", action)
+	}
+	return out, nil
 }

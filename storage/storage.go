@@ -1,6 +1,6 @@
 // Package storage defines the ports through which Nebula reads and writes
 // durable state: workflows, executions with their journal and tasks, and
-// credentials. Drivers (storage/sqlite, later storage/postgres and the
+// credentials, and the registry of community actions. Drivers (storage/sqlite, later storage/postgres and the
 // Raft-replicated store) implement these interfaces, and every driver must
 // pass the conformance suite in storage/storagetest.
 //
@@ -282,6 +282,43 @@ type CredentialRepo interface {
 	DeleteCredential(ctx context.Context, tenant, name string) error
 }
 
+// Action is one version of a community action: a WebAssembly module kept
+// in the blob store, with the capabilities it was registered with.
+type Action struct {
+	TenantID string
+	// ID names the action, e.g. "community.wordcount".
+	ID string
+	// Version is MAJOR.MINOR.PATCH with an optional -prerelease (see
+	// ValidateActionVersion).
+	Version string
+	// Capabilities are what the module may use; the engine stores them
+	// sorted and without duplicates.
+	Capabilities []string
+	// ModuleRef is the module's blob reference, BlobRef(module).
+	ModuleRef string
+	// Size is the module's length in bytes.
+	Size      int64
+	CreatedAt time.Time
+}
+
+// ActionRepo stores the versions of community actions. Versions are
+// immutable and never deleted: an execution that ran one can always name
+// what it ran.
+type ActionRepo interface {
+	// PutAction inserts a. Putting a version that exists with the same
+	// ModuleRef and capabilities (in any order) is a no-op that succeeds;
+	// with anything else it is an error wrapping ErrConflict.
+	PutAction(ctx context.Context, a *Action) error
+	// GetAction returns one version of an action; version "" means the
+	// highest by semantic-version precedence (CompareActionVersions).
+	// A missing action or version is ErrNotFound.
+	GetAction(ctx context.Context, tenant, id, version string) (*Action, error)
+	// ListActions returns every version of every action, ordered by id
+	// then version (byte order, not precedence), and the cursor of the
+	// next page ("" when this is the last).
+	ListActions(ctx context.Context, tenant string, page Page) ([]*Action, string, error)
+}
+
 // SettingsRepo stores engine-wide settings that must be the same on every
 // replica (limits the state machine enforces), as integers by key.
 type SettingsRepo interface {
@@ -296,5 +333,6 @@ type Repos interface {
 	WorkflowRepo
 	ExecutionRepo
 	CredentialRepo
+	ActionRepo
 	SettingsRepo
 }

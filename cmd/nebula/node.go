@@ -267,7 +267,17 @@ func runNode(ctx context.Context, cfg *config.Config, r role, logger *slog.Logge
 			Credentials:      engine.Credentials{Store: store, Secrets: keyring},
 		},
 	})
-	opts := engine.Options{KnownAction: actions.Has}
+	opts := engine.Options{KnownAction: actions.Has, Registered: engine.IsRegistryAction}
+	// The service is made below; the registry source reads through it.
+	source := &registrySource{blobs: blobs}
+	run, err := newRunners(ctx, runnersConfig{
+		cfg: cfg, actions: actions, source: source,
+		cacheDir: filepath.Join(dataDir, "wasm-cache"), logger: logger,
+	})
+	if err != nil {
+		return err
+	}
+	defer run.Close(context.Background())
 	hub := engine.NewHub()
 	nodeMetrics := metrics.New()
 	machine := engine.NewMachine(engine.MachineConfig{Options: opts, Blobs: blobs, Logger: logger})
@@ -351,7 +361,10 @@ func runNode(ctx context.Context, cfg *config.Config, r role, logger *slog.Logge
 		MaxConcurrentExecutions: cfg.Engine.MaxConcurrentExecutions,
 		Blobs:                   blobs,
 		Secrets:                 keyring,
+		ActionsEnabled:          run.wasm != nil,
+		CheckModule:             run.checkModule,
 	})
+	source.svc = svc
 	mux := http.NewServeMux()
 	mux.Handle("/internal/", node.Handler())
 	mux.Handle("/internal/v1/blobs/", cluster.BlobHandler(local))
@@ -427,7 +440,7 @@ func runNode(ctx context.Context, cfg *config.Config, r role, logger *slog.Logge
 			// engine.default_timeout bounds attempts of nodes that set
 			// no timeout of their own.
 			DefaultTimeout: time.Duration(cfg.Engine.DefaultTimeout),
-			Actions:        actions,
+			Runner:         run,
 			Wake:           wake,
 			Hub:            hub,
 			Blobs:          blobs,

@@ -9,10 +9,12 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -20,13 +22,17 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nebula-engine/nebula/engine"
+	"github.com/nebula-engine/nebula/internal/config"
 	"github.com/nebula-engine/nebula/internal/ids"
+	"github.com/nebula-engine/nebula/sandbox"
+	"github.com/nebula-engine/nebula/sandbox/wasm"
 	"github.com/nebula-engine/nebula/storage"
 )
 
 func newWorkerCmd() *cobra.Command {
 	var (
 		servers, token, id string
+		configFile         string
 		concurrency        int
 		leaseTTL, drain    time.Duration
 		allowPrivate       bool
@@ -72,18 +78,34 @@ func newWorkerCmd() *cobra.Command {
 			if !cmd.Flags().Changed("token") {
 				token = os.Getenv("NEBULA_TOKEN")
 			}
+			// The sandbox settings come from a config file's [sandbox]
+			// section, or the selfhost preset's.
+			cfg, err := config.Load(nil, "selfhost")
+			if configFile != "" {
+				cfg, err = config.LoadFile(configFile, "selfhost")
+			}
+			if err == nil {
+				err = cfg.Validate()
+			}
+			if err != nil {
+				return usageError{err}
+			}
+			if cmd.Flags().Changed("allow-private-network") {
+				cfg.Sandbox.AllowPrivateNetwork = allowPrivate
+			}
 			logger := newLogger().With("worker", id)
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			return runWorker(ctx, workerOptions{
 				urls: urls, token: token, id: id, concurrency: concurrency,
-				leaseTTL: leaseTTL, drain: drain, allowPrivate: allowPrivate, logger: logger,
+				leaseTTL: leaseTTL, drain: drain, cfg: cfg, logger: logger,
 			})
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&servers, "server", "", "server URLs, comma separated (env NEBULA_SERVER or NEBULA_ADDR)")
 	f.StringVar(&token, "token", "", "API token (env NEBULA_TOKEN)")
+	f.StringVar(&configFile, "config", "", "config file whose [sandbox] section applies (default: the selfhost preset's)")
 	f.StringVar(&id, "id", "", "worker name in leases (default host name plus a random suffix)")
 	f.IntVar(&concurrency, "concurrency", 16, "attempts run at once")
 	f.DurationVar(&leaseTTL, "lease-ttl", 30*time.Second, "lease of a claimed task; renewed while it runs")
@@ -97,7 +119,7 @@ type workerOptions struct {
 	token, id       string
 	concurrency     int
 	leaseTTL, drain time.Duration
-	allowPrivate    bool
+	cfg             *config.Config
 	logger          *slog.Logger
 }
 
@@ -106,15 +128,25 @@ type workerOptions struct {
 func runWorker(ctx context.Context, o workerOptions) error {
 	remote := &remoteSubmitter{urls: o.urls, token: o.token, leaseTTL: o.leaseTTL, logger: o.logger,
 		hc: &http.Client{Timeout: 2 * time.Minute}}
+	run, err := newRunners(ctx, runnersConfig{
+		cfg: o.cfg,
+		actions: engine.Builtins(engine.BuiltinsConfig{
+			Logger: o.logger,
+			HTTP:   engine.HTTPConfig{AllowPrivate: o.cfg.Sandbox.AllowPrivateNetwork},
+		}),
+		source: &remoteSource{r: remote, paths: make(map[string]string)},
+		logger: o.logger,
+	})
+	if err != nil {
+		return err
+	}
+	defer run.Close(context.WithoutCancel(ctx))
 	w := engine.NewWorker(engine.WorkerConfig{
 		Submitter:   remote,
 		Holder:      o.id,
 		Concurrency: o.concurrency,
 		LeaseTTL:    o.leaseTTL,
-		Actions: engine.Builtins(engine.BuiltinsConfig{
-			Logger: o.logger,
-			HTTP:   engine.HTTPConfig{AllowPrivate: o.allowPrivate},
-		}),
+		Runner:      run,
 		// Claims long-poll on the server, so an empty one returns only
 		// after a wait: ask again at once.
 		PollInterval: 10 * time.Millisecond,
@@ -157,6 +189,7 @@ func (r *remoteSubmitter) Submit(ctx context.Context, cmd engine.Command) (engin
 		var ans struct {
 			Tasks []struct {
 				ID           string          `json:"id"`
+				Tenant       string          `json:"tenant"`
 				ExecutionID  string          `json:"execution_id"`
 				Node         string          `json:"node"`
 				Attempt      int             `json:"attempt"`
@@ -175,7 +208,7 @@ func (r *remoteSubmitter) Submit(ctx context.Context, cmd engine.Command) (engin
 		for _, t := range ans.Tasks {
 			timeout, _ := time.ParseDuration(t.Timeout)
 			res.Tasks = append(res.Tasks, &storage.Task{
-				ID: t.ID, ExecutionID: t.ExecutionID, Node: t.Node, Attempt: t.Attempt, Action: t.Action,
+				TenantID: t.Tenant, ID: t.ID, ExecutionID: t.ExecutionID, Node: t.Node, Attempt: t.Attempt, Action: t.Action,
 				Params: t.Params, Timeout: timeout, LeaseHolder: c.Holder, LeaseToken: t.LeaseToken, LeaseExpires: t.LeaseExpires,
 			})
 		}
@@ -221,11 +254,26 @@ func (r *remoteSubmitter) post(ctx context.Context, path string, body, out any) 
 	if err != nil {
 		return err
 	}
+	return r.call(ctx, http.MethodPost, path, raw, func(b []byte) error {
+		if out == nil {
+			return nil
+		}
+		return json.Unmarshal(b, out)
+	})
+}
+
+// get fetches path from the current server, failing over like post; read
+// gets the answer's body.
+func (r *remoteSubmitter) get(ctx context.Context, path string, read func([]byte) error) error {
+	return r.call(ctx, http.MethodGet, path, nil, read)
+}
+
+func (r *remoteSubmitter) call(ctx context.Context, method, path string, body []byte, read func([]byte) error) error {
 	var last error
 	for range r.urls {
 		i := r.cur.Load()
 		base := r.urls[int(i)%len(r.urls)]
-		err := r.once(ctx, base+path, raw, out)
+		err := r.once(ctx, method, base+path, body, read)
 		var se *statusError
 		if err == nil || (errors.As(err, &se) && se.status != http.StatusServiceUnavailable) || ctx.Err() != nil {
 			return err
@@ -239,12 +287,18 @@ func (r *remoteSubmitter) post(ctx context.Context, path string, body, out any) 
 	return fmt.Errorf("%w: no server answered: %v", storage.ErrNoLeader, last)
 }
 
-func (r *remoteSubmitter) once(ctx context.Context, url string, body []byte, out any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+func (r *remoteSubmitter) once(ctx context.Context, method, url string, body []byte, read func([]byte) error) error {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, url, rd)
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Content-Type", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	if r.token != "" {
 		req.Header.Set("Authorization", "Bearer "+r.token)
 	}
@@ -253,15 +307,69 @@ func (r *remoteSubmitter) once(ctx context.Context, url string, body []byte, out
 		return err
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	// Modules are the largest answers (64 MiB at most).
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20+1))
 	if err != nil {
 		return err
 	}
 	if resp.StatusCode != http.StatusOK {
+		if len(b) > 4<<10 {
+			b = b[:4<<10]
+		}
 		return &statusError{status: resp.StatusCode, msg: "HTTP " + strconv.Itoa(resp.StatusCode) + ": " + string(bytes.TrimSpace(b))}
 	}
-	if out != nil {
-		return json.Unmarshal(b, out)
+	if read != nil {
+		return read(b)
 	}
 	return nil
+}
+
+// remoteSource finds registered modules through the worker protocol.
+type remoteSource struct {
+	r *remoteSubmitter
+
+	mu    sync.Mutex
+	paths map[string]string // module ref → the path that serves it
+}
+
+func (s *remoteSource) Resolve(ctx context.Context, tenant, ref string) (wasm.Manifest, error) {
+	path := "/v1/tasks/actions/" + url.PathEscape(tenant) + "/" + url.PathEscape(ref)
+	var a struct {
+		ID           string   `json:"id"`
+		Version      string   `json:"version"`
+		Capabilities []string `json:"capabilities"`
+		SHA256       string   `json:"sha256"`
+	}
+	err := s.r.get(ctx, path, func(b []byte) error { return json.Unmarshal(b, &a) })
+	if err != nil {
+		return wasm.Manifest{}, err
+	}
+	caps := make([]sandbox.Capability, len(a.Capabilities))
+	for i, c := range a.Capabilities {
+		caps[i] = sandbox.Capability(c)
+	}
+	m := wasm.Manifest{ID: a.ID, Version: a.Version, Capabilities: caps, ModuleRef: "sha256:" + a.SHA256}
+	s.mu.Lock()
+	s.paths[m.ModuleRef] = "/v1/tasks/actions/" + url.PathEscape(tenant) + "/" + url.PathEscape(a.ID+"@"+a.Version) + "/module"
+	s.mu.Unlock()
+	return m, nil
+}
+
+func (s *remoteSource) Load(ctx context.Context, ref string) ([]byte, error) {
+	s.mu.Lock()
+	path, ok := s.paths[ref]
+	s.mu.Unlock()
+	if !ok {
+		return nil, fmt.Errorf("module %s: %w", ref, storage.ErrNotFound)
+	}
+	var module []byte
+	err := s.r.get(ctx, path, func(b []byte) error {
+		// The bytes must be the ones the manifest names, whoever served them.
+		if got := storage.BlobRef(b); got != ref {
+			return fmt.Errorf("module %s: the server sent %s: %w", ref, got, storage.ErrCorrupt)
+		}
+		module = b
+		return nil
+	})
+	return module, err
 }

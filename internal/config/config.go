@@ -10,12 +10,14 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/BurntSushi/toml"
 
 	"github.com/nebula-engine/nebula/deploy"
+	"github.com/nebula-engine/nebula/sandbox"
 )
 
 // ErrInvalid marks a configuration that cannot be used; the message names
@@ -73,11 +75,17 @@ type Config struct {
 		TrustedActions      struct {
 			Patterns  []string `toml:"patterns"`
 			Isolation string   `toml:"isolation"`
+			// Capabilities are what trusted actions may be granted
+			// ("*": all they declare).
+			Capabilities []string `toml:"capabilities"`
 		} `toml:"trusted_actions"`
 		CommunityActions struct {
-			Enabled           bool     `toml:"enabled"`
-			Patterns          []string `toml:"patterns"`
-			Isolation         string   `toml:"isolation"`
+			Enabled   bool     `toml:"enabled"`
+			Patterns  []string `toml:"patterns"`
+			Isolation string   `toml:"isolation"`
+			// Capabilities are what a community module may be granted;
+			// one declaring more is refused at registration.
+			Capabilities      []string `toml:"capabilities"`
 			WasmMemoryLimitMB int      `toml:"wasm_memory_limit_mb"`
 			WasmFuelLimit     int64    `toml:"wasm_fuel_limit"`
 		} `toml:"community_actions"`
@@ -176,6 +184,17 @@ func defaults() *Config {
 	c.Worker.Enabled = true
 	c.Worker.Concurrency = 16
 	c.Worker.LeaseTTL = Duration(30 * time.Second)
+	c.Sandbox.DefaultIsolation = "capability_gated"
+	c.Sandbox.MaxCPUTime = Duration(30 * time.Second)
+	c.Sandbox.TrustedActions.Patterns = []string{"builtin.*", "internal.*"}
+	c.Sandbox.TrustedActions.Isolation = "none"
+	c.Sandbox.TrustedActions.Capabilities = []string{"*"}
+	c.Sandbox.CommunityActions.Patterns = []string{"community.*", "hub.*"}
+	c.Sandbox.CommunityActions.Isolation = "isolated"
+	c.Sandbox.CommunityActions.Capabilities = []string{"net:*", "clock", "random"}
+	c.Sandbox.CommunityActions.WasmMemoryLimitMB = 128
+	// A Go module needs a few million instructions to start its runtime.
+	c.Sandbox.CommunityActions.WasmFuelLimit = 1_000_000_000
 	return c
 }
 
@@ -299,6 +318,46 @@ func (c *Config) Validate() error {
 	if ca.Isolation != "" && ca.Isolation != "isolated" {
 		return bad("sandbox.community_actions.isolation", "must be \"isolated\", got %q: community actions always run in the WebAssembly sandbox", ca.Isolation)
 	}
+	for _, iso := range []struct{ key, value string }{
+		{"sandbox.default_isolation", c.Sandbox.DefaultIsolation},
+		{"sandbox.trusted_actions.isolation", c.Sandbox.TrustedActions.Isolation},
+	} {
+		switch iso.value {
+		case "none", "capability_gated", "isolated":
+		default:
+			return bad(iso.key, "%q is not \"none\", \"capability_gated\" or \"isolated\"", iso.value)
+		}
+	}
+	for _, cs := range []struct {
+		key  string
+		caps []string
+	}{
+		{"sandbox.trusted_actions.capabilities", c.Sandbox.TrustedActions.Capabilities},
+		{"sandbox.community_actions.capabilities", c.Sandbox.CommunityActions.Capabilities},
+	} {
+		for _, cap := range cs.caps {
+			if cap == "*" {
+				continue
+			}
+			if err := sandbox.Capability(cap).Validate(); err != nil {
+				return bad(cs.key, "%v", err)
+			}
+		}
+	}
+	for _, p := range append(slices.Clone(c.Sandbox.TrustedActions.Patterns), c.Sandbox.CommunityActions.Patterns...) {
+		if _, err := path.Match(p, ""); err != nil {
+			return bad("sandbox patterns", "%q is not a valid pattern", p)
+		}
+	}
+	if ca.WasmMemoryLimitMB < 1 || ca.WasmMemoryLimitMB > 4096 {
+		return bad("sandbox.community_actions.wasm_memory_limit_mb", "must be from 1 to 4096, got %d", ca.WasmMemoryLimitMB)
+	}
+	if ca.WasmFuelLimit < 1 {
+		return bad("sandbox.community_actions.wasm_fuel_limit", "must be positive, got %d", ca.WasmFuelLimit)
+	}
+	if c.Sandbox.MaxCPUTime <= 0 {
+		return bad("sandbox.max_cpu_time", "must be positive")
+	}
 	for _, p := range c.Sandbox.TrustedActions.Patterns {
 		for _, community := range []string{"community.x", "hub.x"} {
 			if ok, _ := path.Match(p, community); ok || p == "*" {
@@ -316,4 +375,24 @@ func validNodeID(s string) bool {
 	return strings.IndexFunc(s, func(r rune) bool {
 		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.')
 	}) < 0
+}
+
+// SandboxPolicy is the sandbox policy the configuration describes.
+// Community actions are isolated whatever it says (sandbox.Policy.ClassOf).
+func (c *Config) SandboxPolicy() sandbox.Policy {
+	caps := func(ss []string) []sandbox.Capability {
+		out := make([]sandbox.Capability, len(ss))
+		for i, s := range ss {
+			out[i] = sandbox.Capability(s)
+		}
+		return out
+	}
+	s := c.Sandbox
+	return sandbox.Policy{
+		Trusted: sandbox.Class{Name: "trusted", Patterns: s.TrustedActions.Patterns,
+			Isolation: sandbox.Isolation(s.TrustedActions.Isolation), Allow: caps(s.TrustedActions.Capabilities)},
+		Community: sandbox.Class{Name: "community", Patterns: s.CommunityActions.Patterns,
+			Isolation: sandbox.IsolationIsolated, Allow: caps(s.CommunityActions.Capabilities)},
+		Default: sandbox.Class{Name: "default", Isolation: sandbox.Isolation(s.DefaultIsolation)},
+	}
 }

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nebula-engine/nebula/sandbox"
 )
 
 func TestDesktopPresetLoads(t *testing.T) {
@@ -48,6 +50,10 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 		{"backend not built", "[storage]\nbackend = \"postgres\"\n", "storage.backend"},
 		{"bad bind", "[api]\nbind = \"nowhere\"\n", "api.bind"},
 		{"bad concurrency", "[worker]\nconcurrency = 0\n", "worker.concurrency"},
+		{"bad isolation", "[sandbox]\ndefault_isolation = \"loose\"\n", "sandbox.default_isolation"},
+		{"bad capability", "[sandbox.community_actions]\ncapabilities = [\"fs:/\"]\n", "sandbox.community_actions.capabilities"},
+		{"no fuel", "[sandbox.community_actions]\nwasm_fuel_limit = 0\n", "sandbox.community_actions.wasm_fuel_limit"},
+		{"no memory", "[sandbox.community_actions]\nwasm_memory_limit_mb = 0\n", "sandbox.community_actions.wasm_memory_limit_mb"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -93,6 +99,36 @@ func TestShippedPresetsLoad(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), "backend") {
 				t.Errorf("%s: Validate = %v, want a refusal naming the backend", f, err)
 			}
+		}
+	}
+}
+
+func TestSandboxPolicy(t *testing.T) {
+	c, err := Load([]byte("[sandbox.trusted_actions]\ncapabilities = [\"net:api.github.com\"]\n"), "desktop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := c.SandboxPolicy()
+	tests := []struct {
+		action    string
+		class     string
+		isolation sandbox.Isolation
+		want      sandbox.Capability
+		granted   bool
+	}{
+		{"builtin.http", "trusted", sandbox.IsolationNone, "net:api.github.com", true},
+		{"builtin.http", "trusted", sandbox.IsolationNone, "net:example.com", false},
+		{"community.wc@1.0.0", "community", sandbox.IsolationIsolated, "net:example.com", true},
+		{"hub.x", "community", sandbox.IsolationIsolated, "credential:github", false},
+		{"other.x", "default", sandbox.IsolationCapabilityGated, "net:example.com", false},
+	}
+	for _, tt := range tests {
+		class := p.ClassOf(tt.action)
+		if class.Name != tt.class || class.Isolation != tt.isolation {
+			t.Errorf("ClassOf(%s) = %s/%s, want %s/%s", tt.action, class.Name, class.Isolation, tt.class, tt.isolation)
+		}
+		if got := len(class.Grant([]sandbox.Capability{tt.want})) == 1; got != tt.granted {
+			t.Errorf("%s granted %s: %v, want %v", tt.action, tt.want, got, tt.granted)
 		}
 	}
 }

@@ -97,7 +97,10 @@ func (m *Module) RunWithStats(ctx context.Context, params json.RawMessage, lim s
 	}
 	fuelGlobal.Set(uint64(budget))
 
-	_, err = inst.ExportedFunction("_start").Call(runCtx)
+	// Host functions find this run's state in the context they are called
+	// with, which is the one given to Call.
+	st := &runState{granted: m.granted}
+	_, err = inst.ExportedFunction("_start").Call(withRunState(runCtx, st))
 	remaining := int64(fuelGlobal.Get())
 	used := uint64(budget - max(remaining, 0))
 	m.r.logger.Debug("wasm run", "fuel", used, "duration", time.Since(start), "error", err)
@@ -136,6 +139,7 @@ func (m *Module) result(ctx, runCtx context.Context, callErr error, remaining in
 	default:
 		msg, _, _ := strings.Cut(callErr.Error(), "\n") // drop wazero's stack trace
 		msg = strings.TrimPrefix(msg, "wasm error: ")
+		msg = strings.TrimSuffix(msg, " (recovered by wazero)") // a host function's trap
 		return nil, fmt.Errorf("%w: %s%s", sandbox.ErrTrap, msg, quote(stderr))
 	}
 }

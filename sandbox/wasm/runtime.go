@@ -3,6 +3,7 @@ package wasm
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
 	"github.com/nebula-engine/nebula/sandbox"
@@ -30,6 +32,15 @@ type Config struct {
 	CacheDir string
 	// Logger receives compile and run records at debug level; nil discards.
 	Logger *slog.Logger
+	// HTTP sends the requests of modules importing nebula.http_request:
+	// request is the module's JSON, the params of builtin.http, and the
+	// result is the response JSON object the module reads. ctx is the
+	// run's (it ends with the run's wall time or cancellation) and holds
+	// the values of the ctx Run was called with, plus the module's granted
+	// capabilities (sandbox.WithGrants): HTTP must check "net:<host>" with
+	// sandbox.Check. Errors go back to the module as {"error": ...}. Nil
+	// answers every request with an error.
+	HTTP func(ctx context.Context, request json.RawMessage) (json.RawMessage, error)
 }
 
 // Runtime compiles and runs modules. It is safe for concurrent use.
@@ -38,6 +49,8 @@ type Runtime struct {
 	cache  wazero.CompilationCache
 	logger *slog.Logger
 	wasi   map[string]bool // function names wasi_snapshot_preview1 provides
+	http   httpHook
+	host   map[string]api.FunctionDefinition // the nebula host functions
 
 	mu      sync.Mutex
 	modules map[[sha256.Size]byte]*entry
@@ -88,13 +101,20 @@ func NewRuntime(ctx context.Context, cfg Config) (*Runtime, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Runtime{
+	r := &Runtime{
 		rt:      rt,
 		cache:   cache,
 		logger:  logger,
 		wasi:    names,
+		http:    cfg.HTTP,
 		modules: make(map[[sha256.Size]byte]*entry),
-	}, nil
+	}
+	if err := r.instantiateHost(ctx); err != nil {
+		rt.Close(ctx)
+		cache.Close(ctx)
+		return nil, fmt.Errorf("wasm: host functions: %w", err)
+	}
+	return r, nil
 }
 
 // Close releases the runtime and every module compiled with it.
@@ -112,7 +132,8 @@ type Module struct {
 // Compile validates and compiles a WASI preview1 command module, with fuel
 // metering added. It fails with sandbox.ErrCapability, listing the
 // offenders, when the module imports anything but WASI preview1 functions
-// (granted capabilities bring no host functions yet). Compiled modules are
+// and the nebula host functions its capabilities allow (nebula.http_request
+// and nebula.http_response need a "net:" capability). Compiled modules are
 // kept by the sha256 of their bytes for the life of the Runtime, so
 // registering the same module again is cheap.
 func (r *Runtime) Compile(ctx context.Context, module []byte, granted []sandbox.Capability) (*Module, error) {
@@ -185,25 +206,50 @@ func (r *Runtime) compile(ctx context.Context, module []byte, sections []wasmbin
 		mod.Close(ctx)
 		return nil, errors.New("wasm: not a WASI command module: no _start function exported")
 	}
+	if err := r.checkHostSignatures(mod); err != nil {
+		mod.Close(ctx)
+		return nil, err
+	}
 	r.logger.Debug("wasm module compiled", "bytes", len(module), "metered_bytes", len(metered),
 		"duration", time.Since(start))
 	return &compiled{mod: mod, minPages: mem.Min}, nil
 }
 
-// checkImports refuses every import but WASI preview1 functions, naming all
-// of them so a module author can fix everything at once.
-func (r *Runtime) checkImports(imports []wasmbin.Import, _ []sandbox.Capability) error {
-	var bad []string
+// checkImports refuses every import but WASI preview1 functions and the
+// host functions granted allows, naming all of them so a module author can
+// fix everything at once.
+func (r *Runtime) checkImports(imports []wasmbin.Import, granted []sandbox.Capability) error {
+	var bad, needNet []string
 	for _, im := range imports {
-		if im.Kind == wasmbin.KindFunc && im.Module == wasi_snapshot_preview1.ModuleName && r.wasi[im.Name] {
-			continue
+		if im.Kind == wasmbin.KindFunc {
+			switch {
+			case im.Module == wasi_snapshot_preview1.ModuleName && r.wasi[im.Name]:
+				continue
+			case im.Module == hostModule && r.host[im.Name] != nil:
+				if !grantsNet(granted) {
+					needNet = append(needNet, hostModule+"."+im.Name)
+				}
+				continue
+			}
 		}
 		kind := [...]string{"function", "table", "memory", "global", "tag"}[im.Kind]
 		bad = append(bad, fmt.Sprintf("%s %s.%s", kind, im.Module, im.Name))
 	}
+	var problems []string
+	switch len(needNet) {
+	case 0:
+	case 1:
+		problems = append(problems, fmt.Sprintf("module imports function %s, which needs a net: capability", needNet[0]))
+	default:
+		problems = append(problems, fmt.Sprintf("module imports functions %s, which need a net: capability",
+			strings.Join(needNet, ", ")))
+	}
 	if len(bad) > 0 {
-		return fmt.Errorf("%w: module imports %s, which is neither WASI preview1 nor a granted host function",
-			sandbox.ErrCapability, strings.Join(bad, ", "))
+		problems = append(problems, fmt.Sprintf("module imports %s, which is neither WASI preview1 nor a granted host function",
+			strings.Join(bad, ", ")))
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("%w: %s", sandbox.ErrCapability, strings.Join(problems, "; "))
 	}
 	return nil
 }

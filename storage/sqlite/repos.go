@@ -238,6 +238,30 @@ func (s *Store) DeleteCredential(ctx context.Context, tenant, name string) error
 	return s.Update(ctx, func(tx *Tx) error { return tx.DeleteCredential(ctx, tenant, name) })
 }
 
+// PutAction implements storage.ActionRepo; see Tx.PutAction.
+func (s *Store) PutAction(ctx context.Context, a *storage.Action) error {
+	return s.Update(ctx, func(tx *Tx) error { return tx.PutAction(ctx, a) })
+}
+
+// GetAction implements storage.ActionRepo; see Tx.GetAction.
+func (s *Store) GetAction(ctx context.Context, tenant, id, version string) (*storage.Action, error) {
+	return view(ctx, s, func(tx *Tx) (*storage.Action, error) { return tx.GetAction(ctx, tenant, id, version) })
+}
+
+// ListActions implements storage.ActionRepo; see Tx.ListActions.
+func (s *Store) ListActions(ctx context.Context, tenant string, page storage.Page) ([]*storage.Action, string, error) {
+	var (
+		out  []*storage.Action
+		next string
+	)
+	err := s.View(ctx, func(tx *Tx) error {
+		var err error
+		out, next, err = tx.ListActions(ctx, tenant, page)
+		return err
+	})
+	return out, next, err
+}
+
 // Setting implements storage.SettingsRepo; see Tx.Setting.
 func (s *Store) Setting(ctx context.Context, key string, def int64) (int64, error) {
 	return view(ctx, s, func(tx *Tx) (int64, error) { return tx.Setting(ctx, key, def) })

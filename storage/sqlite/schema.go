@@ -167,6 +167,23 @@ CREATE TABLE timers (
 CREATE INDEX timers_due ON timers (due_at, id);
 CREATE INDEX timers_execution ON timers (tenant_id, execution_id);
 `,
+		// Version 3: the registry of community actions.
+		`
+-- One row per (tenant, action, version); versions are immutable. The
+-- module itself is in the blob store under module_ref. capabilities is a
+-- JSON array of strings. WITHOUT ROWID: rows are only ever read by key or
+-- in key order.
+CREATE TABLE actions (
+	tenant_id    TEXT    NOT NULL,
+	id           TEXT    NOT NULL,
+	version      TEXT    NOT NULL,
+	capabilities BLOB    NOT NULL,
+	module_ref   TEXT    NOT NULL,
+	size         INTEGER NOT NULL,
+	created_at   INTEGER NOT NULL,
+	PRIMARY KEY (tenant_id, id, version)
+) STRICT, WITHOUT ROWID;
+`,
 	}
 }
 

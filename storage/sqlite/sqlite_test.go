@@ -462,6 +462,11 @@ func TestDeterministic(t *testing.T) {
 				if err := tx.CreateTimer(ctx, timer); err != nil {
 					return err
 				}
+				action := &storage.Action{TenantID: "t1", ID: "community.x", Version: fmt.Sprintf("1.%d.0", i),
+					Capabilities: []string{"net:a", "env:B"}, ModuleRef: storage.BlobRef([]byte{byte(i)}), Size: 1, CreatedAt: epoch()}
+				if err := tx.PutAction(ctx, action); err != nil {
+					return err
+				}
 			}
 			return tx.SetAppliedIndex(ctx, 1)
 		})
@@ -553,12 +558,16 @@ func TestUpgradeFromVersion1(t *testing.T) {
 	if entries, err := s.Journal(ctx, "t1", "e1", 0, 0); err != nil || len(entries) != 1 || entries[0].Type != "execution.created" {
 		t.Errorf("Journal after upgrade = %+v, %v; want the one entry", entries, err)
 	}
-	// The new queries and the timers table work on the old rows.
+	// The new queries and the new tables work beside the old rows.
 	if got, err := s.PendingExecutions(ctx, 0); err != nil || len(got) != 1 || got[0].ID != "e1" {
 		t.Errorf("PendingExecutions after upgrade = %v, %v; want e1", got, err)
 	}
 	if err := s.CreateTimer(ctx, &storage.Timer{TenantID: "t1", ID: "delay/e1", ExecutionID: "e1", Kind: "delay", DueAt: epoch()}); err != nil {
 		t.Errorf("CreateTimer after upgrade: %v", err)
+	}
+	action := &storage.Action{TenantID: "t1", ID: "community.x", Version: "1.0.0", ModuleRef: storage.BlobRef(nil), CreatedAt: epoch()}
+	if err := s.PutAction(ctx, action); err != nil {
+		t.Errorf("PutAction after upgrade: %v", err)
 	}
 
 	if got, want := schemaOf(t, s), schemaOf(t, openTestStore(t)); !slices.Equal(got, want) {
@@ -607,6 +616,7 @@ func TestQueryPlans(t *testing.T) {
 		stmtTaskGet, stmtTaskReady, stmtTaskAcquire, stmtTaskStale, stmtTaskDeleteExecution,
 		stmtExecutionChildren, stmtExecutionPending, stmtExecutionCount,
 		stmtTimerDue, stmtTimerNext, stmtTimerDelete, stmtTimerDeleteExecution,
+		stmtActionGet, stmtActionVersions, stmtActionList, stmtActionListAfter,
 	} {
 		var plan []string
 		err := s.View(ctx, func(tx *Tx) error {

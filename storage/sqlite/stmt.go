@@ -64,6 +64,12 @@ const (
 	stmtCredentialList
 	stmtCredentialDelete
 
+	stmtActionInsert
+	stmtActionGet
+	stmtActionVersions
+	stmtActionList
+	stmtActionListAfter
+
 	stmtMetaSetApplied
 	stmtMetaGetApplied
 	stmtSettingPut
@@ -82,6 +88,7 @@ const (
 	taskCols      = `tenant_id, id, execution_id, node, attempt, action, params, timeout, created_at, lease_holder, lease_token, lease_expires`
 	timerCols     = `tenant_id, id, execution_id, node, attempt, kind, due_at`
 	credCols      = `tenant_id, name, type, data, created_at, updated_at`
+	actionCols    = `tenant_id, id, version, capabilities, module_ref, size, created_at`
 )
 
 // statements returns the SQL of every statement, indexed by stmtID.
@@ -190,6 +197,21 @@ func statements() [numStmts]string {
 		stmtCredentialGet:    `SELECT ` + credCols + ` FROM credentials WHERE tenant_id = ? AND name = ?`,
 		stmtCredentialList:   `SELECT ` + credCols + ` FROM credentials WHERE tenant_id = ? ORDER BY name`,
 		stmtCredentialDelete: `DELETE FROM credentials WHERE tenant_id = ? AND name = ?`,
+
+		// DO NOTHING leaves an existing version as it is; PutAction then
+		// compares it with the one put.
+		stmtActionInsert: `INSERT INTO actions (` + actionCols + `) VALUES (?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (tenant_id, id, version) DO NOTHING`,
+		stmtActionGet: `SELECT ` + actionCols + ` FROM actions
+			WHERE tenant_id = ? AND id = ? AND version = ?`,
+		// Precedence is not byte order (1.10.0 > 1.9.0), so "latest" is
+		// picked in Go from every version of the action.
+		stmtActionVersions: `SELECT ` + actionCols + ` FROM actions
+			WHERE tenant_id = ? AND id = ? ORDER BY version`,
+		stmtActionList: `SELECT ` + actionCols + ` FROM actions
+			WHERE tenant_id = ? ORDER BY id, version LIMIT ?`,
+		stmtActionListAfter: `SELECT ` + actionCols + ` FROM actions
+			WHERE tenant_id = ?1 AND (id, version) > (?2, ?3) ORDER BY id, version LIMIT ?4`,
 
 		stmtMetaSetApplied: `INSERT INTO meta (key, value) VALUES ('applied_index', ?)
 			ON CONFLICT (key) DO UPDATE SET value = excluded.value`,

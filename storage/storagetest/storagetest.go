@@ -37,6 +37,7 @@ func Run(t *testing.T, newRepos func(t *testing.T) storage.Repos) {
 		{"Tasks", taskTests()},
 		{"Timers", timerTests()},
 		{"Credentials", credentialTests()},
+		{"Actions", actionTests()},
 		{"Settings", settingTests()},
 	}
 	for _, g := range groups {
