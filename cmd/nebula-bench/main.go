@@ -1,9 +1,15 @@
 // Command nebula-bench drives a running Nebula over its HTTP API and
 // reports executions per second and start-to-finish latency.
 //
-// The "chain" workload applies a 3-node builtin.set chain with expressions
-// and starts it -count times from -clients concurrent clients, each request
-// waiting (?wait=) for the execution to finish.
+// A workload applies a workflow and starts it -count times from -clients
+// concurrent clients, each request waiting (?wait=) for the execution to
+// finish:
+//
+//   - chain: three builtin.set nodes in a chain, with expressions;
+//   - set: one builtin.set node, the baseline for the next one;
+//   - wasm: one community.wordcount node (the module given by -module is
+//     registered first), the cost of running a node in the WebAssembly
+//     sandbox.
 package main
 
 import (
@@ -33,26 +39,91 @@ const chainWorkflow = `{
   "connections": [{"from": "a", "to": "b"}, {"from": "b", "to": "c"}]
 }`
 
+const setWorkflow = `{
+  "id": "bench-set",
+  "nodes": [{"id": "a", "action": "builtin.set", "params": {"value": {"text": "{{ input.text }}"}}}]
+}`
+
+const wasmWorkflow = `{
+  "id": "bench-wasm",
+  "nodes": [{"id": "a", "action": "community.wordcount@1.0.0", "params": {"text": "{{ input.text }}"}}]
+}`
+
+// workload is a workflow and the input of its i-th execution.
+type workload struct {
+	id, workflow, what string
+	input              func(i int64) string
+}
+
+var benchText = strings.Repeat("The quick brown fox jumps over the lazy dog; the dog sleeps on. ", 16)
+
+var workloads = map[string]workload{
+	"chain": {"bench-chain", chainWorkflow, "chain (3 x builtin.set)", func(i int64) string {
+		return fmt.Sprintf(`{"input": {"n": %d}}`, i)
+	}},
+	"set": {"bench-set", setWorkflow, "1 x builtin.set on 1 KiB of text", func(int64) string {
+		return fmt.Sprintf(`{"input": {"text": %q}}`, benchText)
+	}},
+	"wasm": {"bench-wasm", wasmWorkflow, "1 x community.wordcount (WebAssembly) on 1 KiB of text", func(int64) string {
+		return fmt.Sprintf(`{"input": {"text": %q}}`, benchText)
+	}},
+}
+
 func main() {
 	addr := flag.String("addr", "http://127.0.0.1:8787", "Nebula API address, or several separated by commas: clients are spread over them")
 	clients := flag.Int("clients", 32, "concurrent clients")
 	count := flag.Int("count", 1000, "executions to start")
 	wait := flag.Duration("wait", 30*time.Second, "how long each request waits for its execution")
+	name := flag.String("workload", "chain", "chain, set or wasm")
+	module := flag.String("module", "", "wasm workload: the wordcount module to register (GOOS=wasip1 GOARCH=wasm go build ./examples/actions/wordcount)")
 	flag.Parse()
-	if *clients < 1 || *count < 1 {
-		fmt.Fprintln(os.Stderr, "nebula-bench: -clients and -count must be positive")
+	w, ok := workloads[*name]
+	if *clients < 1 || *count < 1 || !ok || (*name == "wasm" && *module == "") {
+		fmt.Fprintln(os.Stderr, "nebula-bench: -clients and -count must be positive, -workload chain, set or wasm, and wasm needs -module")
 		os.Exit(2)
 	}
-	if err := run(strings.Split(*addr, ","), *clients, *count, *wait); err != nil {
+	addrs := strings.Split(*addr, ",")
+	if *module != "" {
+		if err := register(addrs[0], *module); err != nil {
+			fmt.Fprintln(os.Stderr, "nebula-bench:", err)
+			os.Exit(1)
+		}
+	}
+	if err := run(addrs, w, *clients, *count, *wait); err != nil {
 		fmt.Fprintln(os.Stderr, "nebula-bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(addrs []string, clients, count int, wait time.Duration) error {
+// register registers the wordcount module as community.wordcount@1.0.0
+// (again is fine: the same module is accepted as it stands).
+func register(addr, file string) error {
+	module, err := os.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	body, _ := json.Marshal(map[string]any{"id": "community.wordcount", "version": "1.0.0", "module": module})
+	req, err := http.NewRequest(http.MethodPost, addr+"/v1/actions", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("registering %s: %d %s", file, resp.StatusCode, bytes.TrimSpace(b))
+	}
+	return nil
+}
+
+func run(addrs []string, w workload, clients, count int, wait time.Duration) error {
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients}, Timeout: wait + 30*time.Second}
 	ctx := context.Background()
-	if err := do(ctx, hc, http.MethodPut, addrs[0]+"/v1/workflows/bench-chain", chainWorkflow, http.StatusOK, nil); err != nil {
+	if err := do(ctx, hc, http.MethodPut, addrs[0]+"/v1/workflows/"+w.id, w.workflow, http.StatusOK, nil); err != nil {
 		return fmt.Errorf("apply workflow: %w", err)
 	}
 
@@ -64,7 +135,7 @@ func run(addrs []string, clients, count int, wait time.Duration) error {
 	start := time.Now()
 	for c := range clients {
 		wg.Add(1)
-		url := fmt.Sprintf("%s/v1/workflows/bench-chain/executions?wait=%s", addrs[c%len(addrs)], wait)
+		url := fmt.Sprintf("%s/v1/workflows/%s/executions?wait=%s", addrs[c%len(addrs)], w.id, wait)
 		go func() {
 			defer wg.Done()
 			for {
@@ -76,7 +147,7 @@ func run(addrs []string, clients, count int, wait time.Duration) error {
 				var out struct {
 					Status string `json:"status"`
 				}
-				body := fmt.Sprintf(`{"input": {"n": %d}}`, i)
+				body := w.input(i)
 				err := do(ctx, hc, http.MethodPost, url, body, http.StatusOK, &out)
 				if err == nil && out.Status != "succeeded" {
 					err = fmt.Errorf("execution ended %q", out.Status)
@@ -99,7 +170,7 @@ func run(addrs []string, clients, count int, wait time.Duration) error {
 	}
 	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
 	ok := len(all)
-	fmt.Printf("workload      chain (3 x builtin.set), %d clients over %d node(s), %d executions\n", clients, len(addrs), count)
+	fmt.Printf("workload      %s, %d clients over %d node(s), %d executions\n", w.what, clients, len(addrs), count)
 	fmt.Printf("succeeded     %d\n", ok)
 	fmt.Printf("failed        %d\n", failed.Load())
 	fmt.Printf("elapsed       %s\n", elapsed.Round(time.Millisecond))

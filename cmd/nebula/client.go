@@ -57,12 +57,17 @@ type apiClient struct {
 
 // call sends a request and returns the raw JSON answer of a 2xx status.
 func (c *apiClient) call(ctx context.Context, method, path string, body []byte) (json.RawMessage, error) {
+	return c.callWith(ctx, method, path, "application/json", body)
+}
+
+// callWith is call with a body of another content type.
+func (c *apiClient) callWith(ctx context.Context, method, path, contentType string, body []byte) (json.RawMessage, error) {
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, bytes.NewReader(body))
 	if err != nil {
 		return nil, err
 	}
 	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Content-Type", contentType)
 	}
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)

@@ -144,6 +144,18 @@ func TestCommunityActions(t *testing.T) {
 	if len(list.Items) != 3 {
 		t.Fatalf("actions: %+v", list.Items)
 	}
+
+	// The CLI registers a module file (multipart) and lists actions.
+	file := writeFile(t, t.TempDir(), "wordcount.wasm", string(wasmModule(t, "wordcount")))
+	out1 := nebulaCLI(t, p.url, "", "action", "register", file, "--id", "community.words", "--version", "0.1.0").want(t, 0)
+	if !strings.Contains(out1.stdout, "community.words@0.1.0 registered") {
+		t.Fatalf("register: %q", out1.stdout)
+	}
+	if out := nebulaCLI(t, p.url, "", "action", "list").want(t, 0); !strings.Contains(out.stdout, "community.words") || !strings.Contains(out.stdout, "net:127.0.0.1") {
+		t.Fatalf("list:\n%s", out.stdout)
+	}
+	nebulaCLI(t, p.url, "", "action", "register", file, "--id", "community.words").want(t, 2).oneLineError(t, "--version")
+	nebulaCLI(t, p.url, "", "action", "register", file, "--id", "community.Words", "--version", "1.0.0").want(t, 1).oneLineError(t, "community.Words")
 }
 
 // TestHostileModules runs modules that break each limit at once on one

@@ -128,7 +128,9 @@ func (m *Module) result(ctx, runCtx context.Context, callErr error, remaining in
 	case remaining < 0:
 		// Only the metering code makes the global negative, and it traps
 		// right away when it does.
-		return nil, fmt.Errorf("%w: the module used all of its %d fuel", sandbox.ErrFuelExhausted, lim.Fuel)
+		// Fuel is counted exactly, so the stderr tail shows the same
+		// point on every run and every node.
+		return nil, fmt.Errorf("%w: the module used all of its %d fuel%s", sandbox.ErrFuelExhausted, lim.Fuel, quote(stderr))
 	case alloc.refused.Load() || strings.Contains(stderr.String(), "out of memory"):
 		// Go aborts with "fatal error: out of memory", Rust and C programs
 		// usually trap: either way the refused grow is the cause.

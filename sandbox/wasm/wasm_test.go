@@ -293,6 +293,36 @@ func TestFuelDeterministic(t *testing.T) {
 	}
 }
 
+// TestFuelStopsAtTheSamePoint runs a counter that prints its progress
+// until fuel runs out, on two runtimes standing for two nodes (one with a
+// disk cache, one without): it stops at the same count on every run.
+func TestFuelStopsAtTheSamePoint(t *testing.T) {
+	b := program(t, "counter")
+	var first string
+	var runs int
+	for _, cfg := range []Config{{}, {CacheDir: t.TempDir()}} {
+		r := newRuntime(t, cfg)
+		m, err := r.Compile(context.Background(), b, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 2 {
+			_, err = m.Run(context.Background(), nil, withFuel(testLimits, 50_000_000))
+			if !errors.Is(err, sandbox.ErrFuelExhausted) || !strings.Contains(err.Error(), "\nat ") {
+				t.Fatalf("run %d: %v, want fuel exhausted quoting the progress", runs, err)
+			}
+			if runs == 0 {
+				first = err.Error()
+			} else if err.Error() != first {
+				t.Fatalf("run %d stopped elsewhere:\n%s\nrun 0:\n%s", runs, err, first)
+			}
+			runs++
+		}
+	}
+	tail := first[strings.LastIndex(first, "at "):]
+	t.Logf("50,000,000 fuel stops the counter after %q", strings.TrimSpace(tail))
+}
+
 func TestCacheDir(t *testing.T) {
 	dir := t.TempDir()
 	b := program(t, "panic") // the smallest program
