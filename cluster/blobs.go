@@ -29,6 +29,8 @@ type BlobsConfig struct {
 	Peers func() []string
 	// Timeout bounds one push or fetch; zero picks 30s.
 	Timeout time.Duration
+	// Secrets authenticate this node to its peers (see Config.Secrets).
+	Secrets [][]byte
 }
 
 // ReplicatedBlobs is a storage.BlobStore over the local store of each node.
@@ -88,6 +90,7 @@ func (b *ReplicatedBlobs) Put(ctx context.Context, data []byte) (string, error) 
 
 func (b *ReplicatedBlobs) push(ctx context.Context, peer, ref string, data []byte) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPut, "http://"+peer+internalBlobsPath+ref, bytes.NewReader(data))
+	setPeerAuth(req, b.cfg.Secrets)
 	if err != nil {
 		return err
 	}
@@ -125,6 +128,7 @@ func (b *ReplicatedBlobs) Get(ctx context.Context, ref string) ([]byte, error) {
 
 func (b *ReplicatedBlobs) fetch(ctx context.Context, peer, ref string) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+peer+internalBlobsPath+ref, nil)
+	setPeerAuth(req, b.cfg.Secrets)
 	if err != nil {
 		return nil, err
 	}
@@ -157,9 +161,10 @@ func (b *ReplicatedBlobs) Delete(ctx context.Context, ref string) error {
 }
 
 // BlobHandler serves this node's blobs to its peers: GET reads one, PUT
-// stores one (verified against its reference).
-func BlobHandler(local storage.BlobStore) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+// stores one (verified against its reference). Callers must present one
+// of secrets, as for the other internal endpoints.
+func BlobHandler(local storage.BlobStore, secrets [][]byte) http.Handler {
+	return requirePeer(secrets, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ref := r.URL.Path[len(internalBlobsPath):]
 		if _, err := storage.ParseBlobRef(ref); err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
@@ -196,5 +201,5 @@ func BlobHandler(local storage.BlobStore) http.Handler {
 		default:
 			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		}
-	})
+	}))
 }

@@ -102,6 +102,7 @@ func (n *Node) internalCall(ctx context.Context, addr, path string, body []byte,
 	}
 	req.Header.Set("Content-Type", "application/octet-stream")
 	req.Header.Set("X-Nebula-Node", n.cfg.NodeID)
+	setPeerAuth(req, n.cfg.Secrets)
 	resp, err := n.client.Do(req)
 	if err != nil {
 		n.logger.Debug("forward failed", "leader", addr, "err", err)
@@ -118,6 +119,9 @@ func (n *Node) internalCall(ctx context.Context, addr, path string, body []byte,
 	case http.StatusServiceUnavailable:
 		// The peer is not (or no longer) the leader.
 		return ErrNoLeader
+	case http.StatusUnauthorized:
+		n.logger.Error("a peer refused this node's cluster secret: do all nodes hold the same master key?", "peer", addr)
+		return fmt.Errorf("%w: %s refused this node's cluster secret", ErrNoLeader, addr)
 	default:
 		return fmt.Errorf("cluster: %s%s answered %d: %s", addr, path, resp.StatusCode, bytes.TrimSpace(b))
 	}
@@ -130,7 +134,7 @@ func (n *Node) Handler() http.Handler {
 	mux.HandleFunc("POST "+internalSubmitPath, n.serveSubmit)
 	mux.HandleFunc("POST "+internalReadPath, n.serveReadIndex)
 	mux.HandleFunc("POST "+internalStatusPath, n.serveStatus)
-	return mux
+	return requirePeer(n.cfg.Secrets, mux)
 }
 
 func (n *Node) serveSubmit(w http.ResponseWriter, r *http.Request) {

@@ -77,6 +77,10 @@ type MembershipConfig struct {
 	// Fast uses timings only fit for loopback (tests): failures are
 	// detected in about a second instead of several.
 	Fast bool
+	// Keys (16, 24 or 32 bytes each) encrypt and authenticate gossip: the
+	// first encrypts, any decrypts, so that a rolling key change keeps
+	// the pool together. None gossips in the clear.
+	Keys [][]byte
 }
 
 // Membership is this node's view of the gossip pool.
@@ -159,6 +163,13 @@ func StartMembership(ctx context.Context, cfg MembershipConfig) (*Membership, er
 		return nil, err
 	}
 	mc.Name = cfg.Meta.ID
+	if len(cfg.Keys) > 0 {
+		kr, err := memberlist.NewKeyring(cfg.Keys, cfg.Keys[0])
+		if err != nil {
+			return nil, fmt.Errorf("cluster: membership: gossip keys: %w", err)
+		}
+		mc.Keyring = kr
+	}
 	mc.Delegate = membershipDelegate{m}
 	mc.Events = membershipDelegate{m}
 	mc.Logger = log.New(&memberlistLogWriter{l: logger.With("component", "memberlist")}, "", 0)

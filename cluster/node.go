@@ -40,6 +40,10 @@ var (
 // Config configures a Node.
 type Config struct {
 	NodeID string
+	// Secrets authenticate nodes to each other's internal endpoints: the
+	// first is sent, any is accepted. Every node must hold the first of
+	// the others. None leaves those endpoints open (fit only for tests).
+	Secrets [][]byte
 	// Dir holds the Raft log, stable store and snapshots.
 	Dir string
 	// BindAddr is the Raft TCP address. Empty means a group of one that

@@ -203,11 +203,19 @@ func runNode(ctx context.Context, cfg *config.Config, r role, logger *slog.Logge
 	}
 	// The master key seals credentials. A key that does not open this
 	// data directory's sealed data is refused before anything is written.
-	masterKey, created, err := secrets.LoadKey(dataDir, os.Getenv("NEBULA_MASTER_KEY"))
+	// Every node of a cluster seals and opens the same credentials, so a
+	// server never makes a key of its own: it must be given one.
+	envKey := os.Getenv("NEBULA_MASTER_KEY")
+	if r != roleDesktop && envKey == "" {
+		if _, err := os.Stat(filepath.Join(dataDir, "master.key")); errors.Is(err, os.ErrNotExist) {
+			return usagef("master key: a cluster node needs the key every node shares: set NEBULA_MASTER_KEY (64 hex digits, e.g. from `openssl rand -hex 32`) or put it in %s", filepath.Join(dataDir, "master.key"))
+		}
+	}
+	masterKeys, created, err := secrets.LoadKeys(dataDir, envKey)
 	if err != nil {
 		return usageError{fmt.Errorf("master key: %w", err)}
 	}
-	keyring, err := secrets.NewKeyring(masterKey)
+	keyring, err := secrets.NewKeyring(masterKeys[0], masterKeys[1:]...)
 	if err != nil {
 		return usageError{err}
 	}
@@ -216,6 +224,14 @@ func runNode(ctx context.Context, cfg *config.Config, r role, logger *slog.Logge
 	}
 	if created {
 		logger.Info("made a new master key", "file", filepath.Join(dataDir, "master.key"), "key_id", keyring.CurrentKeyID())
+	}
+	// Peers prove themselves to each other, and gossip is encrypted, with
+	// keys derived from the master keys: holding the master key is what
+	// makes a node a member.
+	var peerSecrets, gossipKeys [][]byte
+	for _, k := range masterKeys {
+		peerSecrets = append(peerSecrets, secrets.DeriveKey(k, "peers"))
+		gossipKeys = append(gossipKeys, secrets.DeriveKey(k, "gossip"))
 	}
 
 	// Bind first: a port in use is reported before any state is opened.
@@ -242,7 +258,8 @@ func runNode(ctx context.Context, cfg *config.Config, r role, logger *slog.Logge
 	var blobs storage.BlobStore = local
 	if r != roleDesktop {
 		blobs = cluster.NewReplicatedBlobs(cluster.BlobsConfig{
-			Local: local,
+			Local:   local,
+			Secrets: peerSecrets,
 			Peers: func() []string {
 				var peers []string
 				if members == nil {
@@ -288,6 +305,7 @@ func runNode(ctx context.Context, cfg *config.Config, r role, logger *slog.Logge
 
 	ccfg := cluster.Config{
 		NodeID:            nodeID,
+		Secrets:           peerSecrets,
 		Dir:               filepath.Join(dataDir, "raft"),
 		FSM:               f,
 		Logger:            logger,
@@ -343,6 +361,7 @@ func runNode(ctx context.Context, cfg *config.Config, r role, logger *slog.Logge
 			Meta:     self,
 			BindAddr: cfg.Cluster.GossipAddr,
 			Join:     cfg.Cluster.Join,
+			Keys:     gossipKeys,
 			Logger:   logger,
 		})
 		if err != nil {
@@ -367,7 +386,7 @@ func runNode(ctx context.Context, cfg *config.Config, r role, logger *slog.Logge
 	source.svc = svc
 	mux := http.NewServeMux()
 	mux.Handle("/internal/", node.Handler())
-	mux.Handle("/internal/v1/blobs/", cluster.BlobHandler(local))
+	mux.Handle("/internal/v1/blobs/", cluster.BlobHandler(local, peerSecrets))
 	mux.Handle("/", api.New(api.Config{
 		Service: svc,
 		Ready:   node.Ready,

@@ -18,6 +18,9 @@ import (
 	"time"
 )
 
+// testClusterKey is the master key of the clusters the tests start.
+const testClusterKey = "6e6562756c612074657374206b657920666f7220636c757374657273206f6e6c"
+
 // binPath is the nebula binary built once for the tests in this package.
 var binPath string
 
@@ -82,6 +85,10 @@ func startWrapped(t *testing.T, wrap []string, args ...string) *proc {
 	t.Helper()
 	argv := append(append(append([]string{}, wrap...), binPath), args...)
 	cmd := exec.Command(argv[0], argv[1:]...)
+	if len(args) > 0 && (args[0] == "server" || args[0] == "control-plane") {
+		// The nodes of a cluster share one master key.
+		cmd.Env = append(os.Environ(), "NEBULA_MASTER_KEY="+testClusterKey)
+	}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hkdf"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -138,27 +139,32 @@ func ParseKey(s string) ([]byte, error) {
 	return nil, fmt.Errorf("secrets: a master key is %d bytes as 64 hex digits or base64", keySize)
 }
 
-// LoadKey returns the master key: env when set (NEBULA_MASTER_KEY), else
-// the key file in dir, made with a new random key (mode 0600) when absent.
-// created reports that a new key was made.
-func LoadKey(dir, env string) (key []byte, created bool, err error) {
+// LoadKeys returns the master keys, the current one first: from env when
+// set (NEBULA_MASTER_KEY: keys separated by commas), else from the key
+// file in dir (one key per line), made with a new random key (mode 0600)
+// when absent. Keys after the first only open values sealed before a
+// rotation. created reports that a new key was made.
+func LoadKeys(dir, env string) (keys [][]byte, created bool, err error) {
 	if env != "" {
-		key, err := ParseKey(env)
-		return key, false, err
+		keys, err := parseKeys(strings.Split(env, ","))
+		if err != nil {
+			return nil, false, fmt.Errorf("NEBULA_MASTER_KEY: %w", err)
+		}
+		return keys, false, nil
 	}
 	path := filepath.Join(dir, "master.key")
 	b, err := os.ReadFile(path)
 	if err == nil {
-		key, err := ParseKey(string(b))
+		keys, err := parseKeys(strings.Split(string(b), "\n"))
 		if err != nil {
 			return nil, false, fmt.Errorf("%s: %w", path, err)
 		}
-		return key, false, nil
+		return keys, false, nil
 	}
 	if !errors.Is(err, os.ErrNotExist) {
 		return nil, false, fmt.Errorf("secrets: %w", err)
 	}
-	key = make([]byte, keySize)
+	key := make([]byte, keySize)
 	if _, err := rand.Read(key); err != nil {
 		return nil, false, fmt.Errorf("secrets: %w", err)
 	}
@@ -179,7 +185,38 @@ func LoadKey(dir, env string) (key []byte, created bool, err error) {
 		os.Remove(path)
 		return nil, false, fmt.Errorf("secrets: writing %s: %w", path, werr)
 	}
-	return key, true, nil
+	return [][]byte{key}, true, nil
+}
+
+// parseKeys parses keys, skipping blank entries; there must be one.
+func parseKeys(entries []string) ([][]byte, error) {
+	var keys [][]byte
+	for _, e := range entries {
+		if strings.TrimSpace(e) == "" {
+			continue
+		}
+		k, err := ParseKey(e)
+		if err != nil {
+			return nil, fmt.Errorf("key %d: %w", len(keys)+1, err)
+		}
+		keys = append(keys, k)
+	}
+	if len(keys) == 0 {
+		return nil, errors.New("secrets: no key")
+	}
+	return keys, nil
+}
+
+// DeriveKey derives a 32-byte key for one purpose from a master key
+// (HKDF-SHA256), so that the master key itself is never used twice and
+// never leaves the node: a peer secret or a gossip key made from it tells
+// nothing about it.
+func DeriveKey(master []byte, purpose string) []byte {
+	k, err := hkdf.Key(sha256.New, master, nil, "nebula/"+purpose, keySize)
+	if err != nil {
+		panic(err) // only for lengths HKDF cannot give; 32 bytes always can
+	}
+	return k
 }
 
 // Verify checks the keyring against the data directory's check file, made
@@ -203,6 +240,20 @@ func (k *Keyring) Verify(ctx context.Context, dir string) error {
 	if err != nil || !bytes.Equal(plain, []byte("ok")) {
 		id, _ := SealedKeyID(b)
 		return fmt.Errorf("%w in %s: it was sealed with key %s, this key is %s", ErrKeyMismatch, dir, id, k.curID)
+	}
+	if id, _ := SealedKeyID(b); id != k.curID {
+		// Opened by a previous key: the check moves to the current one,
+		// so that the previous key can be dropped once credentials are
+		// re-sealed.
+		sealed, err := k.Seal(ctx, "nebula", "master-check", []byte("ok"))
+		if err != nil {
+			return err
+		}
+		tmp := path + ".tmp"
+		if err := os.WriteFile(tmp, sealed, 0o600); err != nil {
+			return fmt.Errorf("secrets: %w", err)
+		}
+		return os.Rename(tmp, path)
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package secrets
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"errors"
 	"os"
 	"path/filepath"
@@ -78,16 +79,17 @@ func TestRotation(t *testing.T) {
 func TestLoadKeyAndVerify(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	k1, created, err := LoadKey(dir, "")
-	if err != nil || !created {
+	keys, created, err := LoadKeys(dir, "")
+	if err != nil || !created || len(keys) != 1 {
 		t.Fatalf("first start: created=%v err=%v", created, err)
 	}
 	info, err := os.Stat(filepath.Join(dir, "master.key"))
 	if err != nil || info.Mode().Perm() != 0o600 {
 		t.Fatalf("key file: %v %v", info, err)
 	}
-	k2, created, err := LoadKey(dir, "")
-	if err != nil || created || !bytes.Equal(k1, k2) {
+	k1 := keys[0]
+	again, created, err := LoadKeys(dir, "")
+	if err != nil || created || !bytes.Equal(k1, again[0]) {
 		t.Fatal("second start made another key")
 	}
 	ring, _ := NewKeyring(k1)
@@ -101,11 +103,11 @@ func TestLoadKeyAndVerify(t *testing.T) {
 
 	// A different key from the environment is refused, and nothing is
 	// overwritten.
-	wrong, _, err := LoadKey(dir, strings.Repeat("ab", 32))
+	wrong, _, err := LoadKeys(dir, strings.Repeat("ab", 32))
 	if err != nil {
 		t.Fatal(err)
 	}
-	bad, _ := NewKeyring(wrong)
+	bad, _ := NewKeyring(wrong[0])
 	if err := bad.Verify(ctx, dir); !errors.Is(err, ErrKeyMismatch) {
 		t.Fatalf("wrong key: %v", err)
 	}
@@ -113,7 +115,35 @@ func TestLoadKeyAndVerify(t *testing.T) {
 	if !bytes.Equal(check, after) {
 		t.Fatal("a wrong key overwrote the check file")
 	}
-	if _, _, err := LoadKey(dir, "short"); err == nil {
+	if _, _, err := LoadKeys(dir, "short"); err == nil {
 		t.Fatal("a short key was accepted")
+	}
+
+	// Rotation: the new key first, the old one after it. The check file
+	// moves to the new key, after which the new key alone opens it.
+	newKey := strings.Repeat("cd", 32)
+	rotating, _, err := LoadKeys(dir, newKey+", "+hex.EncodeToString(k1))
+	if err != nil || len(rotating) != 2 {
+		t.Fatalf("two keys: %v %d", err, len(rotating))
+	}
+	ring2, _ := NewKeyring(rotating[0], rotating[1:]...)
+	if err := ring2.Verify(ctx, dir); err != nil {
+		t.Fatalf("verify during rotation: %v", err)
+	}
+	only, _, _ := LoadKeys(dir, newKey)
+	ring3, _ := NewKeyring(only[0])
+	if err := ring3.Verify(ctx, dir); err != nil {
+		t.Fatalf("verify after rotation: %v", err)
+	}
+}
+
+func TestDeriveKey(t *testing.T) {
+	master := bytes.Repeat([]byte{7}, 32)
+	a, b := DeriveKey(master, "peers"), DeriveKey(master, "gossip")
+	if len(a) != 32 || bytes.Equal(a, b) || bytes.Equal(a, master) {
+		t.Fatal("derived keys must be 32 bytes, differ by purpose and from the master key")
+	}
+	if !bytes.Equal(a, DeriveKey(master, "peers")) {
+		t.Fatal("derivation is not deterministic")
 	}
 }
