@@ -117,6 +117,7 @@ func New(cfg Config) http.Handler {
 	v1("/executions/{id}/cancel", s.handle(s.cancelExecution)).Methods(http.MethodPost)
 	v1("/executions/{id}/events", s.handle(s.events)).Methods(http.MethodGet)
 	v1("/cluster", s.handle(s.clusterInfo)).Methods(http.MethodGet)
+	v1("/cluster/rotate-key", s.handle(s.rotateKey)).Methods(http.MethodPost)
 	v1("/credentials", s.handle(s.putCredential)).Methods(http.MethodPost)
 	v1("/credentials", s.handle(s.listCredentials)).Methods(http.MethodGet)
 	v1("/credentials/{name}", s.handle(s.deleteCredential)).Methods(http.MethodDelete)

@@ -56,3 +56,12 @@ func (s *server) deleteCredential(w http.ResponseWriter, r *http.Request) error 
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
+
+// rotateKey re-seals every credential under the current master key.
+func (s *server) rotateKey(w http.ResponseWriter, r *http.Request) error {
+	rot, err := s.svc.RotateKey(r.Context())
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, map[string]int{"resealed": rot.Resealed, "current": rot.Current})
+}

@@ -82,6 +82,16 @@ type FireCron struct {
 	ExecutionID string
 }
 
+// ResealCredential replaces a credential's sealed data with the same data
+// sealed under the current key (a key rotation), if it still holds Expect:
+// a credential changed since it was read is left alone (the rotation reads
+// it again).
+type ResealCredential struct {
+	Tenant, Name string
+	Expect       []byte
+	Sealed       []byte
+}
+
 // PutCredential stores a credential. Data is sealed by the proposer before
 // it enters the log, so the log, the state and snapshots hold ciphertext
 // only.
@@ -156,6 +166,7 @@ func (CancelExecution) commandName() string  { return "cancel_execution" }
 func (FireTimers) commandName() string       { return "fire_timers" }
 func (SetLimits) commandName() string        { return "set_limits" }
 func (FireCron) commandName() string         { return "fire_cron" }
+func (ResealCredential) commandName() string { return "reseal_credential" }
 func (PutCredential) commandName() string    { return "put_credential" }
 func (DeleteCredential) commandName() string { return "delete_credential" }
 func (RegisterAction) commandName() string   { return "register_action" }

@@ -103,3 +103,62 @@ func (c Credentials) Credential(ctx context.Context, tenant, name string) (strin
 	}
 	return cred.Type, data, nil
 }
+
+// KeyRotation is what a key rotation did.
+type KeyRotation struct {
+	// Resealed counts credentials sealed again under the current key;
+	// Current those already under it.
+	Resealed, Current int
+}
+
+// RotateKey re-seals every tenant's credentials that the current master
+// key did not seal, once the operator has made a new key current (keeping
+// the old one after it): afterwards the old key can be dropped. It runs
+// while the cluster serves: each credential is swapped in its own command,
+// and one changed meanwhile is read again. Run it again after a failure;
+// it picks up where it stopped.
+func (s *Service) RotateKey(ctx context.Context) (KeyRotation, error) {
+	if s.secrets == nil {
+		return KeyRotation{}, errors.New("credentials: no keys on this node")
+	}
+	var rot KeyRotation
+	for range 5 {
+		rot.Current = 0 // counted again by each pass; Resealed adds up
+		conflicts := 0
+		creds, err := s.store.ListAllCredentials(ctx)
+		if err != nil {
+			return rot, err
+		}
+		for _, c := range creds {
+			if s.secrets.Current(c.Data) {
+				rot.Current++
+				continue
+			}
+			plain, err := s.secrets.Open(ctx, c.TenantID, c.Name, c.Data)
+			if err != nil {
+				return rot, fmt.Errorf("credential %q of tenant %s: %w", c.Name, c.TenantID, err)
+			}
+			sealed, err := s.secrets.Seal(ctx, c.TenantID, c.Name, plain)
+			clear(plain)
+			if err != nil {
+				return rot, err
+			}
+			res, err := s.sub.Submit(ctx, &ResealCredential{Tenant: c.TenantID, Name: c.Name, Expect: c.Data, Sealed: sealed})
+			if err != nil {
+				return rot, err
+			}
+			switch {
+			case res.Err == nil:
+				rot.Resealed++
+			case errors.Is(res.Err, storage.ErrConflict), errors.Is(res.Err, storage.ErrNotFound):
+				conflicts++ // changed or deleted meanwhile: read again
+			default:
+				return rot, res.Err
+			}
+		}
+		if conflicts == 0 {
+			return rot, nil
+		}
+	}
+	return rot, fmt.Errorf("credentials kept changing during the key rotation: %w", storage.ErrConflict)
+}

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -108,6 +109,8 @@ func (m *Machine) Apply(ctx context.Context, tx storage.Repos, st Stamp, cmd Com
 		}
 	case *RegisterAction:
 		res, err = a.registerAction(c)
+	case *ResealCredential:
+		res, err = a.resealCredential(c)
 	default:
 		return Result{}, nil, fmt.Errorf("engine: no handler for command %T", cmd)
 	}
@@ -507,4 +510,21 @@ func (m *Machine) plan(wf *storage.Workflow) (*Plan, error) {
 	m.plans[key] = p
 	m.mu.Unlock()
 	return p, nil
+}
+
+// resealCredential swaps a credential's sealed data for a re-sealed copy,
+// unless it changed since the proposer read it.
+func (a *applier) resealCredential(c *ResealCredential) (Result, error) {
+	cur, err := a.tx.GetCredential(a.ctx, c.Tenant, c.Name)
+	if errors.Is(err, storage.ErrNotFound) {
+		return Result{Err: err}, nil
+	}
+	if err != nil {
+		return Result{}, err
+	}
+	if !bytes.Equal(cur.Data, c.Expect) {
+		return Result{Err: fmt.Errorf("credential %q changed during the key rotation: %w", c.Name, storage.ErrConflict)}, nil
+	}
+	cur.Data = c.Sealed
+	return Result{}, a.tx.PutCredential(a.ctx, cur)
 }

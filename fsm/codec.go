@@ -39,6 +39,8 @@ const (
 	typePutCredential  byte = 12
 	typeDelCredential  byte = 13
 	typeRegisterAction byte = 14
+	// 15..18: tenants and tokens.
+	typeResealCredential byte = 19
 )
 
 // ErrUnknownCommand reports a command type this version cannot apply.
@@ -188,6 +190,12 @@ func encodeCommand(e *encoder, cmd engine.Command) error {
 		e.byte(typeFireTimers)
 		e.uvarint(uint64(c.Max))
 		e.uvarint(uint64(c.Jitter))
+	case *engine.ResealCredential:
+		e.byte(typeResealCredential)
+		e.str(c.Tenant)
+		e.str(c.Name)
+		e.bytes(c.Expect)
+		e.bytes(c.Sealed)
 	default:
 		return fmt.Errorf("fsm: cannot encode %T", cmd)
 	}
@@ -227,6 +235,8 @@ func decodeCommand(raw []byte) (engine.Command, error) {
 		c = &engine.SetLimits{MaxConcurrentExecutions: d.count()}
 	case typeFireTimers:
 		c = &engine.FireTimers{Max: d.count(), Jitter: d.uint32()}
+	case typeResealCredential:
+		c = &engine.ResealCredential{Tenant: d.str(), Name: d.str(), Expect: d.bytes(), Sealed: d.bytes()}
 	default:
 		if d.err != nil {
 			return nil, d.err

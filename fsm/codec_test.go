@@ -31,6 +31,7 @@ func sampleCommands() []engine.Command {
 		&engine.RegisterAction{Tenant: "default", ID: "community.wordcount", Version: "1.10.0-rc.1",
 			Capabilities: []string{"env:LANG", "net:api.example.com"}, ModuleRef: "sha256:" + strings.Repeat("ab", 32), Size: 48 << 20},
 		&engine.RegisterAction{Tenant: "t1", ID: "hub.bare", Version: "0.0.1", ModuleRef: "sha256:" + strings.Repeat("0", 64), Size: 8},
+		&engine.ResealCredential{Tenant: "t1", Name: "github", Expect: []byte{1, 0, 2}, Sealed: []byte{1, 9, 9, 9}},
 	}
 }
 

@@ -13,6 +13,9 @@ import (
 type SecretsStore interface {
 	Seal(ctx context.Context, tenant, name string, plaintext []byte) ([]byte, error)
 	Open(ctx context.Context, tenant, name string, sealed []byte) ([]byte, error)
+	// Current reports whether sealed was sealed with the key that seals
+	// now; a key rotation re-seals the values for which it is false.
+	Current(sealed []byte) bool
 }
 
 // ErrSealed reports a sealed value that cannot be opened: a wrong or

@@ -279,6 +279,9 @@ type CredentialRepo interface {
 	GetCredential(ctx context.Context, tenant, name string) (*Credential, error)
 	// ListCredentials returns credentials ordered by name.
 	ListCredentials(ctx context.Context, tenant string) ([]*Credential, error)
+	// ListAllCredentials returns every tenant's credentials, by tenant
+	// then name: a key rotation re-seals them all.
+	ListAllCredentials(ctx context.Context) ([]*Credential, error)
 	DeleteCredential(ctx context.Context, tenant, name string) error
 }
 

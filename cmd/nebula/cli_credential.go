@@ -15,7 +15,7 @@ func newCredentialCmd() *cobra.Command {
 	var f clientFlags
 	cmd := groupCmd("credential", "Store credentials that actions use by name (their values are never shown)")
 	f.register(cmd)
-	cmd.AddCommand(credentialSetCmd(&f), credentialListCmd(&f), credentialDeleteCmd(&f))
+	cmd.AddCommand(credentialSetCmd(&f), credentialListCmd(&f), credentialDeleteCmd(&f), credentialRotateKeyCmd(&f))
 	return cmd
 }
 
@@ -160,6 +160,41 @@ func credentialDeleteCmd(f *clientFlags) *cobra.Command {
 				return printRaw(cmd.OutOrStdout(), json.RawMessage(`{"deleted":true}`))
 			}
 			_, err = fmt.Fprintf(cmd.OutOrStdout(), "credential %s deleted\n", args[0])
+			return err
+		},
+	}
+}
+
+// credentialRotateKeyCmd re-seals every credential under the current
+// master key: the last step of a key rotation.
+func credentialRotateKeyCmd(f *clientFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "rotate-key",
+		Short: "Re-seal every credential under the current master key (after a new key is made current)",
+		Long: "Rotating the master key, with the cluster serving throughout:\n" +
+			"  1. on every node in turn, restart with NEBULA_MASTER_KEY=OLD,NEW (the old key still current)\n" +
+			"  2. on every node in turn, restart with NEBULA_MASTER_KEY=NEW,OLD (the new key seals)\n" +
+			"  3. nebula credential rotate-key (re-seals every credential under NEW)\n" +
+			"  4. on every node in turn, restart with NEBULA_MASTER_KEY=NEW\n" +
+			"The same with one key per line in <data>/master.key. Safe to run again.",
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := f.client(cmd)
+			if err != nil {
+				return err
+			}
+			raw, err := c.call(cmd.Context(), http.MethodPost, "/v1/cluster/rotate-key", []byte("{}"))
+			if err != nil {
+				return err
+			}
+			if f.output == "json" {
+				return printRaw(cmd.OutOrStdout(), raw)
+			}
+			var rot struct{ Resealed, Current int }
+			if err := json.Unmarshal(raw, &rot); err != nil {
+				return fmt.Errorf("decoding the answer: %w", err)
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "%d credentials re-sealed under the current key (%d already were)\n", rot.Resealed, rot.Current)
 			return err
 		},
 	}

@@ -116,6 +116,12 @@ func (k *Keyring) Open(_ context.Context, tenant, name string, sealed []byte) ([
 	return plain, nil
 }
 
+// Current reports whether sealed was sealed with the current key.
+func (k *Keyring) Current(sealed []byte) bool {
+	id, ok := SealedKeyID(sealed)
+	return ok && id == k.curID
+}
+
 // SealedKeyID returns the id of the key that sealed a value.
 func SealedKeyID(sealed []byte) (string, bool) {
 	if len(sealed) < headerLen || sealed[0] != version {

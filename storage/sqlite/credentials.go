@@ -34,7 +34,17 @@ func (tx *Tx) GetCredential(ctx context.Context, tenant, name string) (*storage.
 
 // ListCredentials returns the tenant's credentials ordered by name.
 func (tx *Tx) ListCredentials(ctx context.Context, tenant string) ([]*storage.Credential, error) {
-	rows, err := tx.stmt(ctx, stmtCredentialList).QueryContext(ctx, tenant)
+	return tx.listCredentials(ctx, stmtCredentialList, tenant)
+}
+
+// ListAllCredentials returns every tenant's credentials, by tenant then
+// name.
+func (tx *Tx) ListAllCredentials(ctx context.Context) ([]*storage.Credential, error) {
+	return tx.listCredentials(ctx, stmtCredentialListAll)
+}
+
+func (tx *Tx) listCredentials(ctx context.Context, st stmtID, args ...any) ([]*storage.Credential, error) {
+	rows, err := tx.stmt(ctx, st).QueryContext(ctx, args...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list credentials: %w", err)
 	}

@@ -227,6 +227,12 @@ func (s *Store) GetCredential(ctx context.Context, tenant, name string) (*storag
 	return view(ctx, s, func(tx *Tx) (*storage.Credential, error) { return tx.GetCredential(ctx, tenant, name) })
 }
 
+// ListAllCredentials implements storage.CredentialRepo; see
+// Tx.ListAllCredentials.
+func (s *Store) ListAllCredentials(ctx context.Context) ([]*storage.Credential, error) {
+	return view(ctx, s, func(tx *Tx) ([]*storage.Credential, error) { return tx.ListAllCredentials(ctx) })
+}
+
 // ListCredentials implements storage.CredentialRepo; see Tx.ListCredentials.
 func (s *Store) ListCredentials(ctx context.Context, tenant string) ([]*storage.Credential, error) {
 	return view(ctx, s, func(tx *Tx) ([]*storage.Credential, error) { return tx.ListCredentials(ctx, tenant) })

@@ -62,6 +62,7 @@ const (
 	stmtCredentialPut
 	stmtCredentialGet
 	stmtCredentialList
+	stmtCredentialListAll
 	stmtCredentialDelete
 
 	stmtActionInsert
@@ -194,9 +195,10 @@ func statements() [numStmts]string {
 			ON CONFLICT (tenant_id, name) DO UPDATE SET
 				type = excluded.type, data = excluded.data,
 				created_at = excluded.created_at, updated_at = excluded.updated_at`,
-		stmtCredentialGet:    `SELECT ` + credCols + ` FROM credentials WHERE tenant_id = ? AND name = ?`,
-		stmtCredentialList:   `SELECT ` + credCols + ` FROM credentials WHERE tenant_id = ? ORDER BY name`,
-		stmtCredentialDelete: `DELETE FROM credentials WHERE tenant_id = ? AND name = ?`,
+		stmtCredentialGet:     `SELECT ` + credCols + ` FROM credentials WHERE tenant_id = ? AND name = ?`,
+		stmtCredentialList:    `SELECT ` + credCols + ` FROM credentials WHERE tenant_id = ? ORDER BY name`,
+		stmtCredentialDelete:  `DELETE FROM credentials WHERE tenant_id = ? AND name = ?`,
+		stmtCredentialListAll: `SELECT ` + credCols + ` FROM credentials ORDER BY tenant_id, name`,
 
 		// DO NOTHING leaves an existing version as it is; PutAction then
 		// compares it with the one put.

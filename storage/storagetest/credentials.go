@@ -54,6 +54,17 @@ func testCredentials(t *testing.T, r storage.Repos) {
 		}
 	}
 
+	// Every tenant's, by tenant then name.
+	other := putCredential(t, r, newCredential("t0", "zz", 4))
+	all, err := r.ListAllCredentials(ctx)
+	wantErr(t, "ListAllCredentials", err, nil)
+	wantIDs(t, "ListAllCredentials", ids(all, func(c *storage.Credential) string { return c.TenantID + "/" + c.Name }),
+		[]string{"t0/zz", "t1/api", "t1/cache", "t1/db"})
+	if len(all) > 0 {
+		checkCredential(t, "ListAllCredentials t0/zz", all[0], other)
+	}
+	wantErr(t, "DeleteCredential t0/zz", r.DeleteCredential(ctx, "t0", "zz"), nil)
+
 	replaced := &storage.Credential{
 		TenantID:  "t1",
 		Name:      "db",
