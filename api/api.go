@@ -131,6 +131,7 @@ func New(cfg Config) http.Handler {
 	v1("/tasks/{id:.+}/complete", s.handle(s.completeTask)).Methods(http.MethodPost)
 	v1("/tasks/{id:.+}/fail", s.handle(s.failTask)).Methods(http.MethodPost)
 	v1("/tasks/{id:.+}/heartbeat", s.handle(s.heartbeatTask)).Methods(http.MethodPost)
+	v1("/tasks/{id:.+}/credentials/{name}", s.handle(s.taskCredential)).Methods(http.MethodGet)
 	return instrument(r, cfg.Metrics)
 }
 

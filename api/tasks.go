@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -234,4 +235,25 @@ func (s *server) taskModule(w http.ResponseWriter, r *http.Request) error {
 	w.WriteHeader(http.StatusOK)
 	_, err = w.Write(module)
 	return err
+}
+
+// taskCredential hands a remote worker the credential an attempt it holds
+// needs (builtin.http with "credential"): only with the task's lease
+// token, only from the task's tenant. The answer carries the secret in
+// clear: workers should reach servers over TLS or a private network.
+func (s *server) taskCredential(w http.ResponseWriter, r *http.Request) error {
+	v := mux.Vars(r)
+	token, err := strconv.ParseUint(r.URL.Query().Get("token"), 10, 64)
+	if err != nil || token == 0 {
+		return badRequest("token must be the task's lease token")
+	}
+	typ, data, err := s.svc.TaskCredential(r.Context(), v["id"], token, v["name"])
+	if errors.Is(err, engine.ErrStaleLease) {
+		return &Error{Status: http.StatusConflict, Code: "conflict", Msg: fmt.Sprintf("task %q: the lease token no longer holds it", v["id"])}
+	}
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	return writeJSON(w, http.StatusOK, map[string]any{"type": typ, "data": data})
 }

@@ -35,6 +35,9 @@ type Attempt struct {
 	Node        string
 	Number      int
 	Key         string // execution/node/attempt
+	// LeaseToken is the token the attempt's task is leased with; a remote
+	// worker shows it to fetch what the attempt needs (its credentials).
+	LeaseToken uint64
 }
 
 type attemptKey struct{}

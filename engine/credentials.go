@@ -162,3 +162,31 @@ func (s *Service) RotateKey(ctx context.Context) (KeyRotation, error) {
 	}
 	return rot, fmt.Errorf("credentials kept changing during the key rotation: %w", storage.ErrConflict)
 }
+
+// TaskCredential opens a credential for the attempt a remote worker runs:
+// only while the worker holds the task's lease (token), and only the
+// task's own tenant's credential. A lease that no longer holds is
+// ErrStaleLease.
+func (s *Service) TaskCredential(ctx context.Context, taskID string, token uint64, name string) (string, map[string]string, error) {
+	t, err := s.store.GetTask(ctx, taskID)
+	if err == nil && t.LeaseToken != token || errors.Is(err, storage.ErrNotFound) {
+		// The lease may be newer than this node's state: catch up once.
+		if err := s.Consistent(ctx); err != nil {
+			return "", nil, err
+		}
+		t, err = s.store.GetTask(ctx, taskID)
+	}
+	if errors.Is(err, storage.ErrNotFound) {
+		return "", nil, ErrStaleLease
+	}
+	if err != nil {
+		return "", nil, err
+	}
+	if token == 0 || t.LeaseToken != token {
+		return "", nil, ErrStaleLease
+	}
+	if s.secrets == nil {
+		return "", nil, errors.New("credentials: no keys on this node")
+	}
+	return Credentials{Store: s.store, Secrets: s.secrets}.Credential(ctx, t.TenantID, name)
+}

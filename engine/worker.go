@@ -187,7 +187,7 @@ func (w *Worker) execute(ctx context.Context, t *storage.Task) *CompleteTask {
 		actx, stop = context.WithTimeoutCause(actx, d, fmt.Errorf("attempt timed out after %s", d))
 		defer stop()
 	}
-	actx = WithAttempt(actx, Attempt{Tenant: t.TenantID, ExecutionID: t.ExecutionID, Node: t.Node, Number: t.Attempt, Key: t.ID})
+	actx = WithAttempt(actx, Attempt{Tenant: t.TenantID, ExecutionID: t.ExecutionID, Node: t.Node, Number: t.Attempt, Key: t.ID, LeaseToken: t.LeaseToken})
 
 	hbDone := make(chan struct{})
 	defer close(hbDone)

@@ -132,7 +132,10 @@ func runWorker(ctx context.Context, o workerOptions) error {
 		cfg: o.cfg,
 		actions: engine.Builtins(engine.BuiltinsConfig{
 			Logger: o.logger,
-			HTTP:   engine.HTTPConfig{AllowPrivate: o.cfg.Sandbox.AllowPrivateNetwork},
+			HTTP: engine.HTTPConfig{
+				AllowPrivate: o.cfg.Sandbox.AllowPrivateNetwork,
+				Credentials:  remoteCredentials{remote},
+			},
 		}),
 		source: &remoteSource{r: remote, paths: make(map[string]string)},
 		logger: o.logger,
@@ -372,4 +375,35 @@ func (s *remoteSource) Load(ctx context.Context, ref string) ([]byte, error) {
 		return nil
 	})
 	return module, err
+}
+
+// remoteCredentials opens an attempt's credentials through the worker
+// protocol: the server hands them out only to the holder of the task's
+// lease. Nothing is kept: each use asks again.
+type remoteCredentials struct{ r *remoteSubmitter }
+
+func (c remoteCredentials) Credential(ctx context.Context, _, name string) (string, map[string]string, error) {
+	at, ok := engine.AttemptFrom(ctx)
+	if !ok || at.LeaseToken == 0 {
+		return "", nil, errors.New("no leased attempt to open a credential for")
+	}
+	path := "/v1/tasks/" + at.Key + "/credentials/" + url.PathEscape(name) + "?token=" + strconv.FormatUint(at.LeaseToken, 10)
+	var cred struct {
+		Type string            `json:"type"`
+		Data map[string]string `json:"data"`
+	}
+	err := c.r.get(ctx, path, func(b []byte) error { return json.Unmarshal(b, &cred) })
+	var se *statusError
+	if errors.As(err, &se) {
+		// The server's answer names the problem; the status says what
+		// kind it is (404: no such credential).
+		if se.status == http.StatusNotFound {
+			return "", nil, fmt.Errorf("%w: %s", storage.ErrNotFound, se.msg)
+		}
+		return "", nil, errors.New(se.msg)
+	}
+	if err != nil {
+		return "", nil, err
+	}
+	return cred.Type, cred.Data, nil
 }
