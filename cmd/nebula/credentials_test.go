@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestCredentialsAreSealed stores a credential and checks that its value
@@ -19,8 +20,16 @@ import (
 // snapshots and the SQLite state hold ciphertext only.
 func TestCredentialsAreSealed(t *testing.T) {
 	dir := t.TempDir()
-	p := startDesktop(t, dir)
+	// Snapshots often, so that one holds the state when the files are
+	// searched.
+	conf := writeFile(t, t.TempDir(), "nebula.toml", "[cluster]\nsnapshot_threshold = 16\nsnapshot_interval = \"200ms\"\n")
+	p := startDesktop(t, dir, "--config", conf)
 	const secret = "ghp_s3cr3tV4lueNeverPrinted"
+	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Echo", r.Header.Get("Authorization"))
+		fmt.Fprintf(w, "you sent %s", r.Header.Get("Authorization"))
+	}))
+	defer echo.Close()
 	var c map[string]any
 	p.mustCall("POST", "/v1/credentials", `{"name":"github","type":"bearer","data":{"token":"`+secret+`"}}`, 201, &c)
 	if c["name"] != "github" || c["type"] != "bearer" || c["data"] != nil {
@@ -38,6 +47,38 @@ func TestCredentialsAreSealed(t *testing.T) {
 		`{"name":"x","type":"basic","data":{"username":"u"}}`,
 	} {
 		p.mustCall("POST", "/v1/credentials", bad, 400, nil)
+	}
+	// Used in runs: the echoing server sends it back in a header and the
+	// body, and the runs' outputs are stored.
+	p.mustCall("PUT", "/v1/workflows/use", `{"nodes":[{"id":"get","action":"builtin.http","params":{"url":"`+echo.URL+`","credential":"github"}}]}`, 200, nil)
+	for range 5 {
+		var e execution
+		p.mustCall("POST", "/v1/workflows/use/executions?wait=20s", `{}`, 200, &e)
+		if e.Status != "succeeded" {
+			t.Fatalf("run: %s %v", e.Status, deref(e.Error))
+		}
+		var answers []json.RawMessage
+		for _, path := range []string{"/v1/executions/" + e.ID, "/v1/executions/" + e.ID + "/journal", "/v1/executions?limit=100"} {
+			var raw json.RawMessage
+			p.mustCall("GET", path, "", 200, &raw)
+			answers = append(answers, raw)
+		}
+		for _, a := range answers {
+			if bytes.Contains(a, []byte(secret)) {
+				t.Fatalf("an answer shows the secret: %s", a)
+			}
+		}
+	}
+	snapshots, _ := filepath.Glob(filepath.Join(dir, "raft", "snapshots", "*", "state.bin"))
+	for deadline := time.Now().Add(10 * time.Second); len(snapshots) == 0 && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+		snapshots, _ = filepath.Glob(filepath.Join(dir, "raft", "snapshots", "*", "state.bin"))
+	}
+	if len(snapshots) == 0 {
+		t.Fatal("no snapshot was taken")
+	}
+	if strings.Contains(p.logs.String(), secret) {
+		t.Error("the logs show the secret")
 	}
 	p.stop() // flush everything to disk
 	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
