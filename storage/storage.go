@@ -72,6 +72,9 @@ type WorkflowRepo interface {
 	// GetWorkflowVersion returns an exact version even when the workflow
 	// was deleted afterwards.
 	GetWorkflowVersion(ctx context.Context, tenant, id string, version int) (*Workflow, error)
+	// CountWorkflows returns how many workflows the tenant has (deleted
+	// ones aside), counting no further than limit.
+	CountWorkflows(ctx context.Context, tenant string, limit int) (int, error)
 }
 
 // NodeState is the state of one node of an execution.
@@ -222,6 +225,12 @@ type ExecutionRepo interface {
 	// CountExecutions returns how many executions of every tenant are in
 	// status.
 	CountExecutions(ctx context.Context, status string) (int, error)
+	// CountActiveExecutions returns how many of the tenant's executions
+	// are pending or running, counting no further than limit.
+	CountActiveExecutions(ctx context.Context, tenant string, limit int) (int, error)
+	// NthRecentExecution returns when the tenant's n-th most recent
+	// execution was created; ok is false when it has fewer than n.
+	NthRecentExecution(ctx context.Context, tenant string, n int) (created time.Time, ok bool, err error)
 
 	// CreateTimer inserts a timer; an id that exists is ErrConflict.
 	CreateTimer(ctx context.Context, t *Timer) error

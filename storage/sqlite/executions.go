@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/nebula-engine/nebula/storage"
 )
@@ -158,6 +159,34 @@ func (tx *Tx) CountExecutions(ctx context.Context, status string) (int, error) {
 		return 0, fmt.Errorf("sqlite: count %q executions: %w", status, err)
 	}
 	return n, nil
+}
+
+// CountActiveExecutions returns how many of the tenant's executions are
+// pending or running, up to limit.
+func (tx *Tx) CountActiveExecutions(ctx context.Context, tenant string, limit int) (int, error) {
+	var n int
+	if err := tx.stmt(ctx, stmtExecutionCountActive).QueryRowContext(ctx, tenant, limit).Scan(&n); err != nil {
+		return 0, fmt.Errorf("sqlite: count active executions: %w", err)
+	}
+	return n, nil
+}
+
+// NthRecentExecution returns the creation time of the tenant's n-th most
+// recent execution. Executions are created in seq order, so walking the
+// tenant's index backwards from the newest finds it in n steps.
+func (tx *Tx) NthRecentExecution(ctx context.Context, tenant string, n int) (time.Time, bool, error) {
+	if n < 1 {
+		return time.Time{}, false, nil
+	}
+	var created int64
+	err := tx.stmt(ctx, stmtExecutionNthRecent).QueryRowContext(ctx, tenant, n-1).Scan(&created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return time.Time{}, false, nil
+	}
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("sqlite: recent executions: %w", err)
+	}
+	return fromUnixNano(created), true, nil
 }
 
 // queryExecutions runs a statement whose rows are executionCols and

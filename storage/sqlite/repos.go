@@ -186,6 +186,29 @@ func (s *Store) PendingExecutions(ctx context.Context, limit int) ([]*storage.Ex
 	return view(ctx, s, func(tx *Tx) ([]*storage.Execution, error) { return tx.PendingExecutions(ctx, limit) })
 }
 
+// CountActiveExecutions implements storage.ExecutionRepo.
+func (s *Store) CountActiveExecutions(ctx context.Context, tenant string, limit int) (int, error) {
+	return view(ctx, s, func(tx *Tx) (int, error) { return tx.CountActiveExecutions(ctx, tenant, limit) })
+}
+
+// NthRecentExecution implements storage.ExecutionRepo.
+func (s *Store) NthRecentExecution(ctx context.Context, tenant string, n int) (time.Time, bool, error) {
+	var (
+		at time.Time
+		ok bool
+	)
+	err := s.View(ctx, func(tx *Tx) (err error) {
+		at, ok, err = tx.NthRecentExecution(ctx, tenant, n)
+		return err
+	})
+	return at, ok, err
+}
+
+// CountWorkflows implements storage.WorkflowRepo.
+func (s *Store) CountWorkflows(ctx context.Context, tenant string, limit int) (int, error) {
+	return view(ctx, s, func(tx *Tx) (int, error) { return tx.CountWorkflows(ctx, tenant, limit) })
+}
+
 // CountExecutions implements storage.ExecutionRepo; see Tx.CountExecutions.
 func (s *Store) CountExecutions(ctx context.Context, status string) (int, error) {
 	return view(ctx, s, func(tx *Tx) (int, error) { return tx.CountExecutions(ctx, status) })

@@ -615,6 +615,7 @@ func TestQueryPlans(t *testing.T) {
 		stmtNodeList, stmtJournalAppend, stmtJournalRead,
 		stmtTaskGet, stmtTaskReady, stmtTaskAcquire, stmtTaskStale, stmtTaskDeleteExecution,
 		stmtExecutionChildren, stmtExecutionPending, stmtExecutionCount,
+		stmtExecutionCountActive, stmtExecutionNthRecent, stmtWorkflowCount,
 		stmtTimerDue, stmtTimerNext, stmtTimerDelete, stmtTimerDeleteExecution,
 		stmtActionGet, stmtActionVersions, stmtActionList, stmtActionListAfter,
 	} {
@@ -639,7 +640,8 @@ func TestQueryPlans(t *testing.T) {
 			t.Fatalf("statement %d: %v", id, err)
 		}
 		for _, step := range plan {
-			if strings.HasPrefix(step, "SCAN ") || strings.Contains(step, "TEMP B-TREE") {
+			// A scan of a bounded subquery's rows is not a table scan.
+			if strings.HasPrefix(step, "SCAN ") && !strings.HasPrefix(step, "SCAN (subquery") || strings.Contains(step, "TEMP B-TREE") {
 				t.Errorf("statement %d: plan step %q\n%s\nplan: %q", id, step, sqls[id], plan)
 			}
 		}

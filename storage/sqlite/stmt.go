@@ -35,6 +35,9 @@ const (
 	stmtExecutionChildren
 	stmtExecutionPending
 	stmtExecutionCount
+	stmtExecutionCountActive
+	stmtExecutionNthRecent
+	stmtWorkflowCount
 
 	stmtNodePut
 	stmtNodeList
@@ -139,6 +142,14 @@ func statements() [numStmts]string {
 		stmtExecutionPending: `SELECT ` + executionCols + ` FROM executions
 			WHERE status = 'pending' ORDER BY seq LIMIT ?`,
 		stmtExecutionCount: `SELECT COUNT(*) FROM executions WHERE status = ?`,
+		// Quotas count no further than their bound, so a check costs at
+		// most that many index entries whatever the tenant holds.
+		stmtExecutionCountActive: `SELECT COUNT(*) FROM (SELECT 1 FROM executions
+			WHERE tenant_id = ? AND status IN ('pending', 'running') LIMIT ?)`,
+		stmtExecutionNthRecent: `SELECT created_at FROM executions WHERE tenant_id = ?
+			ORDER BY seq DESC LIMIT 1 OFFSET ?`,
+		stmtWorkflowCount: `SELECT COUNT(*) FROM (SELECT 1 FROM workflows
+			WHERE tenant_id = ? AND latest = 1 AND deleted = 0 LIMIT ?)`,
 
 		stmtNodePut: `INSERT INTO nodes (tenant_id, execution_id, ` + nodeCols + `)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)

@@ -140,3 +140,13 @@ func scanWorkflow(sc scanner) (*storage.Workflow, error) {
 	w.CreatedAt = fromUnixNano(created)
 	return &w, nil
 }
+
+// CountWorkflows returns how many live workflows the tenant has, up to
+// limit.
+func (tx *Tx) CountWorkflows(ctx context.Context, tenant string, limit int) (int, error) {
+	var n int
+	if err := tx.stmt(ctx, stmtWorkflowCount).QueryRowContext(ctx, tenant, limit).Scan(&n); err != nil {
+		return 0, fmt.Errorf("sqlite: count workflows: %w", err)
+	}
+	return n, nil
+}

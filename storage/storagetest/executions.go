@@ -20,6 +20,7 @@ func executionTests() []test {
 		{"ChildExecutions", testChildExecutions},
 		{"PendingExecutions", testPendingExecutions},
 		{"CountExecutions", testCountExecutions},
+		{"QuotaCounts", testQuotaCounts},
 	}
 }
 
@@ -712,5 +713,47 @@ func testJournalMissing(t *testing.T, r storage.Repos) {
 	}
 	if len(entries) != 0 {
 		t.Errorf("Journal(other tenant) returned %d entries, want none", len(entries))
+	}
+}
+
+// testQuotaCounts checks the counts tenant quotas are enforced with.
+func testQuotaCounts(t *testing.T, r storage.Repos) {
+	ctx := t.Context()
+	createStatuses(t, r, statusSpecs())
+	for _, tt := range []struct {
+		tenant      string
+		limit, want int
+	}{
+		{"t1", 10, 3}, {"t1", 2, 2}, {"t2", 10, 2}, {"t3", 10, 1}, {"t4", 10, 0},
+	} {
+		got, err := r.CountActiveExecutions(ctx, tt.tenant, tt.limit)
+		wantErr(t, "CountActiveExecutions", err, nil)
+		if got != tt.want {
+			t.Errorf("CountActiveExecutions(%s, %d) = %d, want %d", tt.tenant, tt.limit, got, tt.want)
+		}
+	}
+
+	// Executions of t9 created at 1ms, 2ms, ... 5ms, in that order.
+	for i := 1; i <= 5; i++ {
+		createExecution(t, r, newExecution("t9", fmt.Sprintf("r-%d", i), "wf", i))
+	}
+	for _, tt := range []struct {
+		n    int
+		want time.Time
+		ok   bool
+	}{
+		{1, at(5 * time.Millisecond), true},
+		{2, at(4 * time.Millisecond), true},
+		{5, at(time.Millisecond), true},
+		{6, time.Time{}, false},
+	} {
+		got, ok, err := r.NthRecentExecution(ctx, "t9", tt.n)
+		wantErr(t, "NthRecentExecution", err, nil)
+		if ok != tt.ok || !got.Equal(tt.want) {
+			t.Errorf("NthRecentExecution(t9, %d) = %v, %v; want %v, %v", tt.n, got, ok, tt.want, tt.ok)
+		}
+	}
+	if _, ok, err := r.NthRecentExecution(ctx, "t8", 1); err != nil || ok {
+		t.Errorf("NthRecentExecution of a tenant without executions = %v, %v", ok, err)
 	}
 }

@@ -17,6 +17,29 @@ func workflowTests() []test {
 		{"ListPaging", testListWorkflows},
 		{"Delete", testDeleteWorkflow},
 		{"TenantIsolation", testWorkflowTenants},
+		{"Count", testCountWorkflows},
+	}
+}
+
+func testCountWorkflows(t *testing.T, r storage.Repos) {
+	ctx := t.Context()
+	for _, id := range []string{"a", "b", "c"} {
+		putWorkflow(t, r, newWorkflow("t1", id, 1))
+	}
+	putWorkflow(t, r, newWorkflow("t1", "a", 2)) // a new version is not a new workflow
+	putWorkflow(t, r, newWorkflow("t2", "z", 1))
+	wantErr(t, "DeleteWorkflow", r.DeleteWorkflow(ctx, "t1", "c"), nil)
+	for _, tt := range []struct {
+		tenant      string
+		limit, want int
+	}{
+		{"t1", 10, 2}, {"t1", 1, 1}, {"t2", 10, 1}, {"t3", 10, 0},
+	} {
+		got, err := r.CountWorkflows(ctx, tt.tenant, tt.limit)
+		wantErr(t, "CountWorkflows", err, nil)
+		if got != tt.want {
+			t.Errorf("CountWorkflows(%s, %d) = %d, want %d", tt.tenant, tt.limit, got, tt.want)
+		}
 	}
 }
 
