@@ -225,6 +225,9 @@ type ExecutionRepo interface {
 	// CountExecutions returns how many executions of every tenant are in
 	// status.
 	CountExecutions(ctx context.Context, status string) (int, error)
+	// ExecutionByKey returns the execution of a workflow started with an
+	// idempotency key (node states not filled), or ErrNotFound.
+	ExecutionByKey(ctx context.Context, tenant, workflowID, key string) (*Execution, error)
 	// CountActiveExecutions returns how many of the tenant's executions
 	// are pending or running, counting no further than limit.
 	CountActiveExecutions(ctx context.Context, tenant string, limit int) (int, error)

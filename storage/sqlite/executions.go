@@ -161,6 +161,18 @@ func (tx *Tx) CountExecutions(ctx context.Context, status string) (int, error) {
 	return n, nil
 }
 
+// ExecutionByKey returns the execution of workflowID started with key.
+func (tx *Tx) ExecutionByKey(ctx context.Context, tenant, workflowID, key string) (*storage.Execution, error) {
+	e, _, err := scanExecution(tx.stmt(ctx, stmtExecutionByKey).QueryRowContext(ctx, tenant, workflowID, key))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("execution with idempotency key %q: %w", key, storage.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: execution by key: %w", err)
+	}
+	return e, nil
+}
+
 // CountActiveExecutions returns how many of the tenant's executions are
 // pending or running, up to limit.
 func (tx *Tx) CountActiveExecutions(ctx context.Context, tenant string, limit int) (int, error) {

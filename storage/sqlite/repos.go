@@ -186,6 +186,11 @@ func (s *Store) PendingExecutions(ctx context.Context, limit int) ([]*storage.Ex
 	return view(ctx, s, func(tx *Tx) ([]*storage.Execution, error) { return tx.PendingExecutions(ctx, limit) })
 }
 
+// ExecutionByKey implements storage.ExecutionRepo.
+func (s *Store) ExecutionByKey(ctx context.Context, tenant, workflowID, key string) (*storage.Execution, error) {
+	return view(ctx, s, func(tx *Tx) (*storage.Execution, error) { return tx.ExecutionByKey(ctx, tenant, workflowID, key) })
+}
+
 // CountActiveExecutions implements storage.ExecutionRepo.
 func (s *Store) CountActiveExecutions(ctx context.Context, tenant string, limit int) (int, error) {
 	return view(ctx, s, func(tx *Tx) (int, error) { return tx.CountActiveExecutions(ctx, tenant, limit) })

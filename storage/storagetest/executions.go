@@ -756,4 +756,16 @@ func testQuotaCounts(t *testing.T, r storage.Repos) {
 	if _, ok, err := r.NthRecentExecution(ctx, "t8", 1); err != nil || ok {
 		t.Errorf("NthRecentExecution of a tenant without executions = %v, %v", ok, err)
 	}
+
+	keyed := newExecution("t9", "k-1", "wf", 9)
+	keyed.IdempotencyKey = "order-7"
+	createExecution(t, r, keyed)
+	got, err := r.ExecutionByKey(ctx, "t9", "wf", "order-7")
+	if err != nil || got.ID != "k-1" {
+		t.Errorf("ExecutionByKey = %v, %v; want k-1", got, err)
+	}
+	for _, miss := range [][3]string{{"t9", "wf", "order-8"}, {"t9", "other", "order-7"}, {"t8", "wf", "order-7"}, {"t9", "wf", ""}} {
+		_, err := r.ExecutionByKey(ctx, miss[0], miss[1], miss[2])
+		wantErr(t, fmt.Sprintf("ExecutionByKey%v", miss), err, storage.ErrNotFound)
+	}
 }
