@@ -37,7 +37,7 @@ type bodyTarget struct {
 
 // targetWorkflow has a webhook at /hooks/fuzz. Its timeout is so short
 // that a webhook answers 202 at once: no worker runs here.
-const targetWorkflow = `{"id":"target","nodes":[{"id":"a","action":"builtin.noop"}],` +
+const targetWorkflow = `{"id":"target","nodes":[{"id":"a","action":"builtin.log","params":{"message":"x"}}],` +
 	`"triggers":[{"type":"webhook","path":"fuzz"}],"timeout":"1ns"}`
 
 func newBodyTarget(tb testing.TB) *bodyTarget {

@@ -12,13 +12,32 @@ import (
 	"time"
 
 	"github.com/nebula-engine/nebula/engine"
+	"github.com/nebula-engine/nebula/sandbox/inprocess"
 	"github.com/nebula-engine/nebula/storage/sqlite"
 )
 
+// chain runs as tasks: test.echo is builtin.set run by a worker (the
+// state machine runs builtin.set itself).
 const chain = `{"id":"chain","nodes":[
-  {"id":"a","action":"builtin.set","params":{"value":"{{ input.n + 1 }}"}},
-  {"id":"b","action":"builtin.set","params":{"value":"{{ nodes.a.output * 2 }}"}}],
+  {"id":"a","action":"test.echo","params":{"value":"{{ input.n + 1 }}"}},
+  {"id":"b","action":"test.echo","params":{"value":"{{ nodes.a.output * 2 }}"}}],
  "connections":[{"from":"a","to":"b"}]}`
+
+// testActions are the builtins and test.echo, a task that returns its
+// params' value.
+func testActions() engine.Actions {
+	actions := engine.Builtins(engine.BuiltinsConfig{})
+	actions["test.echo"] = inprocess.Action{Run: func(_ context.Context, params json.RawMessage) (json.RawMessage, error) {
+		var p struct {
+			Value json.RawMessage `json:"value"`
+		}
+		if err := json.Unmarshal(params, &p); err != nil || len(p.Value) == 0 {
+			return json.RawMessage("null"), err
+		}
+		return p.Value, nil
+	}}
+	return actions
+}
 
 type harness struct {
 	t     *testing.T
@@ -37,7 +56,7 @@ func newHarness(t *testing.T, path string) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	actions := engine.Builtins(engine.BuiltinsConfig{})
+	actions := testActions()
 	m := engine.NewMachine(engine.MachineConfig{Options: engine.Options{KnownAction: actions.Has}})
 	f, err := New(ctx, Config{Store: store, Machine: m, TempDir: t.TempDir()})
 	if err != nil {
@@ -70,7 +89,7 @@ func (h *harness) apply(cmds ...engine.Command) []engine.Result {
 // runToEnd claims and completes tasks with the builtins until none is left.
 func (h *harness) runToEnd() {
 	h.t.Helper()
-	actions := engine.Builtins(engine.BuiltinsConfig{})
+	actions := testActions()
 	for range 100 {
 		res := h.apply(&engine.ClaimTasks{Holder: "w", Max: 10, TTL: time.Minute})
 		if len(res[0].Tasks) == 0 {
@@ -154,7 +173,7 @@ func TestSnapshotRestore(t *testing.T) {
 	}
 
 	dst := newHarness(t, filepath.Join(t.TempDir(), "dst.db"))
-	dst.apply(&engine.PutWorkflow{Tenant: "default", ID: "other", Definition: json.RawMessage(`{"id":"other","nodes":[{"id":"a","action":"builtin.noop"}]}`)})
+	dst.apply(&engine.PutWorkflow{Tenant: "default", ID: "other", Definition: json.RawMessage(`{"id":"other","nodes":[{"id":"a","action":"test.echo"}]}`)})
 	if err := dst.fsm.Restore(ctx, &buf); err != nil {
 		t.Fatal(err)
 	}
@@ -249,8 +268,8 @@ func TestExpiredLeaseIsReclaimed(t *testing.T) {
 func TestFailingNodeFailsExecution(t *testing.T) {
 	ctx := context.Background()
 	h := newHarness(t, filepath.Join(t.TempDir(), "s.db"))
-	def := `{"id":"f","nodes":[{"id":"a","action":"builtin.noop"},{"id":"b","action":"builtin.noop"},
-	  {"id":"c","action":"builtin.noop","on_error":"continue"},{"id":"d","action":"builtin.noop"}],
+	def := `{"id":"f","nodes":[{"id":"a","action":"test.echo"},{"id":"b","action":"test.echo"},
+	  {"id":"c","action":"test.echo","on_error":"continue"},{"id":"d","action":"test.echo"}],
 	  "connections":[{"from":"a","to":"b"},{"from":"c","to":"d"}]}`
 	h.apply(&engine.PutWorkflow{Tenant: "default", ID: "f", Definition: json.RawMessage(def)})
 	h.apply(&engine.StartExecution{Tenant: "default", ExecutionID: "e1", WorkflowID: "f"})
@@ -280,5 +299,36 @@ func TestFailingNodeFailsExecution(t *testing.T) {
 	}
 	if left := h.apply(&engine.ClaimTasks{Holder: "w", Max: 10, TTL: time.Minute})[0].Tasks; len(left) != 0 {
 		t.Errorf("%d tasks left after the execution failed", len(left))
+	}
+}
+
+// TestPureBuiltinsRunInApply: builtin.set and builtin.noop run inside the
+// entry that makes them ready, journaled like any attempt, with no task.
+func TestPureBuiltinsRunInApply(t *testing.T) {
+	h := newHarness(t, filepath.Join(t.TempDir(), "s.db"))
+	h.apply(&engine.PutWorkflow{Tenant: "default", ID: "set", Definition: json.RawMessage(setChain)})
+	h.apply(&engine.StartExecution{Tenant: "default", ExecutionID: "e1", WorkflowID: "set", Input: json.RawMessage(`{"n":20}`)})
+	e, err := h.store.GetExecution(context.Background(), "default", "e1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Status != "succeeded" || string(e.Output) != `"n=42"` {
+		t.Fatalf("execution = %s output %s, want succeeded \"n=42\"", e.Status, e.Output)
+	}
+	j, err := h.store.Journal(context.Background(), "default", "e1", 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var types []string
+	for _, entry := range j {
+		types = append(types, entry.Type+" "+entry.Node)
+	}
+	want := "execution_started ,node_attempt_started a,node_attempt_finished a,node_attempt_started b,node_attempt_finished b," +
+		"node_attempt_started c,node_attempt_finished c,execution_succeeded "
+	if got := strings.Join(types, ","); got != want {
+		t.Fatalf("journal:\n%s\nwant:\n%s", got, want)
+	}
+	if tasks := h.apply(&engine.ClaimTasks{Holder: "w", Max: 10, TTL: time.Minute})[0].Tasks; len(tasks) != 0 {
+		t.Fatalf("%d tasks made for pure builtins", len(tasks))
 	}
 }

@@ -42,7 +42,7 @@ func (h *harness) claimOne() *storage.Task {
 
 func TestRetryWaitsForBackoffTimer(t *testing.T) {
 	h := newHarness(t, filepath.Join(t.TempDir(), "s.db"))
-	def := `{"id":"r","nodes":[{"id":"a","action":"builtin.noop","retry":{"max_attempts":3,"backoff":"1s","max_backoff":"10s"}}]}`
+	def := `{"id":"r","nodes":[{"id":"a","action":"test.echo","retry":{"max_attempts":3,"backoff":"1s","max_backoff":"10s"}}]}`
 	h.apply(&engine.PutWorkflow{Tenant: "default", ID: "r", Definition: json.RawMessage(def)})
 	h.apply(&engine.StartExecution{Tenant: "default", ExecutionID: "e1", WorkflowID: "r"})
 
@@ -83,7 +83,7 @@ func TestRetryWaitsForBackoffTimer(t *testing.T) {
 
 func TestNonRetryableErrorFailsAtOnce(t *testing.T) {
 	h := newHarness(t, filepath.Join(t.TempDir(), "s.db"))
-	def := `{"id":"r","nodes":[{"id":"a","action":"builtin.noop","retry":{"max_attempts":5}}]}`
+	def := `{"id":"r","nodes":[{"id":"a","action":"test.echo","retry":{"max_attempts":5}}]}`
 	h.apply(&engine.PutWorkflow{Tenant: "default", ID: "r", Definition: json.RawMessage(def)})
 	h.apply(&engine.StartExecution{Tenant: "default", ExecutionID: "e1", WorkflowID: "r"})
 	task := h.claimOne()
@@ -96,7 +96,7 @@ func TestNonRetryableErrorFailsAtOnce(t *testing.T) {
 func TestDelayIsADurableTimer(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "s.db")
 	h := newHarness(t, path)
-	def := `{"id":"d","nodes":[{"id":"wait","action":"builtin.delay","params":{"duration":"30s"}},{"id":"after","action":"builtin.noop"}],
+	def := `{"id":"d","nodes":[{"id":"wait","action":"builtin.delay","params":{"duration":"30s"}},{"id":"after","action":"test.echo"}],
 	  "connections":[{"from":"wait","to":"after"}]}`
 	h.apply(&engine.PutWorkflow{Tenant: "default", ID: "d", Definition: json.RawMessage(def)})
 	h.apply(&engine.StartExecution{Tenant: "default", ExecutionID: "e1", WorkflowID: "d"})
@@ -120,7 +120,7 @@ func TestDelayIsADurableTimer(t *testing.T) {
 
 func TestCancelDropsTimersAndTasks(t *testing.T) {
 	h := newHarness(t, filepath.Join(t.TempDir(), "s.db"))
-	def := `{"id":"c","nodes":[{"id":"wait","action":"builtin.delay","params":{"duration":"30s"}},{"id":"work","action":"builtin.noop"}]}`
+	def := `{"id":"c","nodes":[{"id":"wait","action":"builtin.delay","params":{"duration":"30s"}},{"id":"work","action":"test.echo"}]}`
 	h.apply(&engine.PutWorkflow{Tenant: "default", ID: "c", Definition: json.RawMessage(def)})
 	h.apply(&engine.StartExecution{Tenant: "default", ExecutionID: "e1", WorkflowID: "c"})
 	task := h.claimOne()
@@ -144,7 +144,7 @@ func TestCancelDropsTimersAndTasks(t *testing.T) {
 
 func TestTimeouts(t *testing.T) {
 	h := newHarness(t, filepath.Join(t.TempDir(), "s.db"))
-	def := `{"id":"t","timeout":"1m","nodes":[{"id":"slow","action":"builtin.noop","timeout":"2s","retry":{"max_attempts":2,"backoff":"1s"}},
+	def := `{"id":"t","timeout":"1m","nodes":[{"id":"slow","action":"test.echo","timeout":"2s","retry":{"max_attempts":2,"backoff":"1s"}},
 	  {"id":"long","action":"builtin.delay","params":{"duration":"1h"}}]}`
 	h.apply(&engine.PutWorkflow{Tenant: "default", ID: "t", Definition: json.RawMessage(def)})
 	h.apply(&engine.StartExecution{Tenant: "default", ExecutionID: "e1", WorkflowID: "t"})
@@ -177,10 +177,12 @@ func TestTimeouts(t *testing.T) {
 
 func TestSubworkflow(t *testing.T) {
 	h := newHarness(t, filepath.Join(t.TempDir(), "s.db"))
-	child := `{"id":"child","nodes":[{"id":"c","action":"builtin.set","params":{"value":"{{ input.n * 10 }}"}}]}`
+	// The child's first node is a task, so the parent waits for a worker.
+	child := `{"id":"child","nodes":[{"id":"l","action":"test.echo"},
+	  {"id":"c","action":"builtin.set","params":{"value":"{{ input.n * 10 }}"}}],"connections":[{"from":"l","to":"c"}]}`
 	parent := `{"id":"parent","nodes":[{"id":"sub","action":"builtin.subworkflow","params":{"workflow":"child","input":{"n":"{{ input.n }}"}}},
 	  {"id":"after","action":"builtin.set","params":{"value":"{{ nodes.sub.output + 1 }}"}}],"connections":[{"from":"sub","to":"after"}]}`
-	failing := `{"id":"failing","nodes":[{"id":"f","action":"builtin.noop"}]}`
+	failing := `{"id":"failing","nodes":[{"id":"f","action":"test.echo"}]}`
 	fparent := `{"id":"fparent","nodes":[{"id":"sub","action":"builtin.subworkflow","params":{"workflow":"failing"}}]}`
 	for id, def := range map[string]string{"child": child, "parent": parent, "failing": failing, "fparent": fparent} {
 		h.apply(&engine.PutWorkflow{Tenant: "default", ID: id, Definition: json.RawMessage(def)})
@@ -232,7 +234,7 @@ func TestSubworkflowRecursionIsBounded(t *testing.T) {
 func TestConcurrencyBound(t *testing.T) {
 	h := newHarness(t, filepath.Join(t.TempDir(), "s.db"))
 	h.apply(&engine.SetLimits{MaxConcurrentExecutions: 2})
-	def := `{"id":"w","nodes":[{"id":"a","action":"builtin.noop"}]}`
+	def := `{"id":"w","nodes":[{"id":"a","action":"test.echo"}]}`
 	h.apply(&engine.PutWorkflow{Tenant: "default", ID: "w", Definition: json.RawMessage(def)})
 	for _, id := range []string{"e1", "e2", "e3", "e4"} {
 		h.apply(&engine.StartExecution{Tenant: "default", ExecutionID: id, WorkflowID: "w"})
