@@ -20,7 +20,6 @@ import (
 	"github.com/nebula-engine/nebula/engine"
 	"github.com/nebula-engine/nebula/internal/metrics"
 	"github.com/nebula-engine/nebula/storage"
-	"github.com/nebula-engine/nebula/tenant"
 )
 
 const (
@@ -47,6 +46,13 @@ type Config struct {
 	// Metrics, if set, records every request and is served at GET
 	// /metrics.
 	Metrics *metrics.Metrics
+	// Auth turns tokens on (api.auth): see auth.go for who may call
+	// what. Off, every request acts for the tenant "default".
+	Auth bool
+	// AdminToken (api.admin_token) manages tenants and the cluster, and
+	// acts for any tenant; WorkerToken (api.worker_token), if set, serves
+	// the worker protocol only.
+	AdminToken, WorkerToken string
 }
 
 // ClusterView is the answer of GET /v1/cluster.
@@ -73,11 +79,23 @@ type server struct {
 	limit   int64
 	// actionLimit is the body limit of POST /v1/actions.
 	actionLimit int64
+	// auth: tokens are required; adminHash and workerHash are the
+	// SHA-256 of the configured tokens (nil for none).
+	auth                  bool
+	adminHash, workerHash []byte
 }
 
 // New returns the API's handler.
 func New(cfg Config) http.Handler {
-	s := &server{svc: cfg.Service, cluster: cfg.Cluster, ready: cfg.Ready, logger: cfg.Logger, limit: cfg.BodyLimit, actionLimit: cfg.ActionBodyLimit}
+	h, _ := build(cfg)
+	return h
+}
+
+// build returns the API's handler and the router inside it, whose routes
+// the tests walk.
+func build(cfg Config) (http.Handler, *mux.Router) {
+	s := &server{svc: cfg.Service, cluster: cfg.Cluster, ready: cfg.Ready, logger: cfg.Logger, limit: cfg.BodyLimit, actionLimit: cfg.ActionBodyLimit,
+		auth: cfg.Auth, adminHash: tokenHash(cfg.AdminToken), workerHash: tokenHash(cfg.WorkerToken)}
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)
 	}
@@ -116,6 +134,13 @@ func New(cfg Config) http.Handler {
 	v1("/executions/{id}/journal", s.handle(s.journal)).Methods(http.MethodGet)
 	v1("/executions/{id}/cancel", s.handle(s.cancelExecution)).Methods(http.MethodPost)
 	v1("/executions/{id}/events", s.handle(s.events)).Methods(http.MethodGet)
+	v1("/tenants", s.handle(s.createTenant)).Methods(http.MethodPost)
+	v1("/tenants", s.handle(s.listTenants)).Methods(http.MethodGet)
+	v1("/tenants/{id}", s.handle(s.getTenant)).Methods(http.MethodGet)
+	v1("/tenants/{id}/quota", s.handle(s.setTenantQuota)).Methods(http.MethodPut)
+	v1("/tenants/{id}/tokens", s.handle(s.issueToken)).Methods(http.MethodPost)
+	v1("/tenants/{id}/tokens", s.handle(s.listTokens)).Methods(http.MethodGet)
+	v1("/tenants/{id}/tokens/{token_id}", s.handle(s.revokeToken)).Methods(http.MethodDelete)
 	v1("/cluster", s.handle(s.clusterInfo)).Methods(http.MethodGet)
 	v1("/cluster/rotate-key", s.handle(s.rotateKey)).Methods(http.MethodPost)
 	v1("/credentials", s.handle(s.putCredential)).Methods(http.MethodPost)
@@ -132,7 +157,12 @@ func New(cfg Config) http.Handler {
 	v1("/tasks/{id:.+}/fail", s.handle(s.failTask)).Methods(http.MethodPost)
 	v1("/tasks/{id:.+}/heartbeat", s.handle(s.heartbeatTask)).Methods(http.MethodPost)
 	v1("/tasks/{id:.+}/credentials/{name}", s.handle(s.taskCredential)).Methods(http.MethodGet)
-	return instrument(r, cfg.Metrics)
+	h := instrument(r, cfg.Metrics)
+	// After instrument: its GET /metrics is a route too, and the
+	// middleware that names routes for metrics runs first, so refused
+	// requests are counted under their route.
+	r.Use(s.authenticate)
+	return h, r
 }
 
 // handle adapts a handler that returns an error, writing the error shape.
@@ -172,6 +202,9 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 			limit = mbe.Limit
 		}
 		msg = fmt.Sprintf("request body exceeds %d bytes", limit)
+	}
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="nebula"`)
 	}
 	writeJSON(w, status, map[string]any{"error": map[string]string{"code": code, "message": msg}})
 }
@@ -222,8 +255,13 @@ func readBody(r *http.Request) ([]byte, error) {
 	return b, nil
 }
 
-// tenantOf returns the caller's tenant.
-func tenantOf(*http.Request) string { return tenant.Default }
+// tenantOf returns the tenant the request acts for, as authenticate
+// resolved it (auth.go). It is "" only for a request authenticate did not
+// see, which then finds nothing.
+func tenantOf(r *http.Request) string {
+	c, _ := r.Context().Value(callerKey{}).(caller)
+	return c.tenant
+}
 
 func (s *server) healthz(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})

@@ -34,8 +34,10 @@ func statusOf(err error) (int, string) {
 		return ae.Status, ae.Code
 	case errors.Is(err, engine.ErrInvalidWorkflow), errors.Is(err, engine.ErrMalformed):
 		return http.StatusBadRequest, "invalid_workflow"
-	case errors.Is(err, engine.ErrInvalidCredential), errors.Is(err, engine.ErrInvalidAction):
+	case errors.Is(err, engine.ErrInvalidCredential), errors.Is(err, engine.ErrInvalidAction), errors.Is(err, engine.ErrInvalidTenant):
 		return http.StatusBadRequest, "bad_request"
+	case errors.Is(err, engine.ErrUnauthorized):
+		return http.StatusUnauthorized, "unauthorized"
 	case errors.Is(err, engine.ErrActionsDisabled):
 		return http.StatusForbidden, "forbidden"
 	case errors.Is(err, storage.ErrInvalidCursor):

@@ -15,14 +15,15 @@ import (
 )
 
 // webhook starts the workflow whose webhook trigger has the request's path
-// (after /hooks/), any method. The input is {"method","headers","query",
+// (after /hooks/, and with auth on after the tenant's segment:
+// /hooks/{tenant}/{path}), any method. The input is {"method","headers","query",
 // "body"}; the body is parsed when it is JSON, else passed as text. The
 // answer is the execution's output when it succeeds within the trigger's
 // wait, 202 with its id when it is still running, or the error shape
 // (500 execution_failed, naming the execution and its error) when it ended
 // otherwise.
 func (s *server) webhook(w http.ResponseWriter, r *http.Request) error {
-	path := strings.TrimPrefix(r.URL.Path, "/hooks/")
+	_, path := s.hookTenant(strings.TrimPrefix(r.URL.Path, "/hooks/"))
 	raw, err := io.ReadAll(r.Body)
 	if err != nil {
 		var mbe *http.MaxBytesError

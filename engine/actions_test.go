@@ -23,6 +23,8 @@ import (
 type localLog struct {
 	store   *sqlite.Store
 	machine *Machine
+	// onEvents, if set, receives the events of each applied command.
+	onEvents func([]Event)
 
 	mu    sync.Mutex
 	index uint64
@@ -33,13 +35,19 @@ func (l *localLog) Submit(ctx context.Context, cmd Command) (Result, error) {
 	defer l.mu.Unlock()
 	l.index++
 	st := Stamp{Now: time.Date(2026, 3, 1, 12, 0, 0, int(l.index), time.UTC), Index: l.index}
-	var res Result
+	var (
+		res    Result
+		events []Event
+	)
 	err := l.store.Update(ctx, func(tx *sqlite.Tx) error {
 		var err error
-		res, _, err = l.machine.Apply(ctx, tx, st, cmd)
+		res, events, err = l.machine.Apply(ctx, tx, st, cmd)
 		return err
 	})
 	res.Index = l.index
+	if err == nil && l.onEvents != nil {
+		l.onEvents(events)
+	}
 	return res, err
 }
 

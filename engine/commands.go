@@ -122,6 +122,38 @@ type RegisterAction struct {
 	Size         int64
 }
 
+// CreateTenant creates a tenant with its first token, in one command so
+// that no tenant is ever left without a way in. The token is made by the
+// proposer; only its hash enters the log.
+type CreateTenant struct {
+	ID        string
+	Name      string
+	Quota     storage.Quota
+	TokenID   string
+	TokenHash string
+}
+
+// SetTenantQuota replaces a tenant's quota.
+type SetTenantQuota struct {
+	ID    string
+	Quota storage.Quota
+}
+
+// IssueToken adds a token to a tenant; like CreateTenant it carries only
+// the token's hash.
+type IssueToken struct {
+	Tenant    string
+	TokenID   string
+	TokenHash string
+}
+
+// RevokeToken revokes a token of a tenant: requests that carry it are
+// refused from then on.
+type RevokeToken struct {
+	Tenant  string
+	TokenID string
+}
+
 // SetLimits records engine-wide limits in the replicated state, so that
 // every node enforces the same ones. MaxConcurrentExecutions bounds the
 // running top-level executions (0: no bound); raising it starts waiting
@@ -170,6 +202,10 @@ func (ResealCredential) commandName() string { return "reseal_credential" }
 func (PutCredential) commandName() string    { return "put_credential" }
 func (DeleteCredential) commandName() string { return "delete_credential" }
 func (RegisterAction) commandName() string   { return "register_action" }
+func (CreateTenant) commandName() string     { return "create_tenant" }
+func (SetTenantQuota) commandName() string   { return "set_tenant_quota" }
+func (IssueToken) commandName() string       { return "issue_token" }
+func (RevokeToken) commandName() string      { return "revoke_token" }
 
 // Result is what applying one command produced. Err carries an
 // application-level refusal (not found, conflict, stale lease); it travels
@@ -219,4 +255,7 @@ const (
 	// EventWorkflowsChanged: a workflow was saved or deleted (triggers
 	// may have changed).
 	EventWorkflowsChanged
+	// EventTenantsChanged: a tenant was created (the trigger index must
+	// cover it).
+	EventTenantsChanged
 )

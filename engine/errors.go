@@ -24,4 +24,10 @@ var (
 	// actions are turned off. Its text is the whole message: it names the
 	// setting to change.
 	ErrActionsDisabled = errors.New("community actions are disabled (sandbox.community_actions.enabled = false)")
+	// ErrInvalidTenant reports a tenant request that breaks a rule: a
+	// malformed id or name, a negative quota.
+	ErrInvalidTenant = errors.New("invalid tenant")
+	// ErrUnauthorized reports a token that proves nothing: unknown,
+	// malformed or revoked.
+	ErrUnauthorized = errors.New("unauthorized")
 )

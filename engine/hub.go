@@ -14,8 +14,8 @@ type Hub struct {
 	finished map[chan string]struct{}              // ids of executions that ended
 	tasks    map[chan struct{}]struct{}            // one per waiter for tasks
 	timers   chan struct{}
-	// workflows counts applied workflow changes, so that caches of
-	// definitions (the trigger index) know when to rebuild.
+	// workflows counts applied workflow and tenant changes, so that
+	// caches of definitions (the trigger index) know when to rebuild.
 	workflows atomic.Uint64
 }
 
@@ -39,7 +39,7 @@ func (h *Hub) Publish(events []Event) {
 			tasks = true
 		case EventTimersChanged:
 			timers = true
-		case EventWorkflowsChanged:
+		case EventWorkflowsChanged, EventTenantsChanged:
 			h.workflows.Add(1)
 		case EventExecutionFinished:
 			for ch := range h.finished {
@@ -103,7 +103,8 @@ func (h *Hub) TasksReady() (<-chan struct{}, func()) {
 	}
 }
 
-// WorkflowsGeneration counts the workflow changes applied so far.
+// WorkflowsGeneration counts the workflow and tenant changes applied so
+// far.
 func (h *Hub) WorkflowsGeneration() uint64 { return h.workflows.Load() }
 
 // TimersChanged is signalled when a timer was created.

@@ -111,6 +111,14 @@ func (m *Machine) Apply(ctx context.Context, tx storage.Repos, st Stamp, cmd Com
 		res, err = a.registerAction(c)
 	case *ResealCredential:
 		res, err = a.resealCredential(c)
+	case *CreateTenant:
+		res, err = a.createTenant(c)
+	case *SetTenantQuota:
+		res, err = a.setTenantQuota(c)
+	case *IssueToken:
+		res, err = a.issueToken(c)
+	case *RevokeToken:
+		res, err = a.revokeToken(c)
 	default:
 		return Result{}, nil, fmt.Errorf("engine: no handler for command %T", cmd)
 	}

@@ -44,9 +44,6 @@ type ServiceConfig struct {
 	// Blobs holds outputs too large for the log; answers carry their
 	// content.
 	Blobs storage.BlobStore
-	// Tenants lists the tenants whose triggers this node serves; nil
-	// means only "default".
-	Tenants []string
 	// Secrets seals credential data before it is proposed.
 	Secrets storage.SecretsStore
 	// CheckModule vets a community action's module before it is
@@ -65,7 +62,6 @@ type ServiceConfig struct {
 // execution to finish.
 type Service struct {
 	secrets       storage.SecretsStore
-	tenants       []string
 	trig          triggerIndex
 	blobs         storage.BlobStore
 	maxConcurrent int
@@ -91,11 +87,7 @@ func NewService(cfg ServiceConfig) *Service {
 	if h == nil {
 		h = NewHub()
 	}
-	tenants := cfg.Tenants
-	if tenants == nil {
-		tenants = []string{"default"}
-	}
-	return &Service{secrets: cfg.Secrets, tenants: tenants, blobs: cfg.Blobs, maxConcurrent: cfg.MaxConcurrentExecutions, sub: cfg.Submitter, barrier: cfg.Barrier, store: cfg.Store, opts: cfg.Options, logger: l, hub: h,
+	return &Service{secrets: cfg.Secrets, blobs: cfg.Blobs, maxConcurrent: cfg.MaxConcurrentExecutions, sub: cfg.Submitter, barrier: cfg.Barrier, store: cfg.Store, opts: cfg.Options, logger: l, hub: h,
 		checkModule: cfg.CheckModule, actionsEnabled: cfg.ActionsEnabled}
 }
 

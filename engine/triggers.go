@@ -14,8 +14,9 @@ import (
 )
 
 // triggerIndex maps each tenant's workflows to their triggers, built from
-// the stored definitions and rebuilt when a workflow change was applied on
-// this node (definitions are parsed once per version).
+// the stored tenants and definitions and rebuilt when a workflow or tenant
+// change was applied on this node (definitions are parsed once per
+// version).
 type triggerIndex struct {
 	mu     sync.Mutex
 	built  bool
@@ -54,7 +55,11 @@ func (s *Service) triggers(ctx context.Context) (*triggerIndex, error) {
 	}
 	hooks := make(map[string]hookTarget)
 	var crons []cronTrigger
-	for _, tenant := range s.tenants {
+	tenants, err := s.allTenants(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, tenant := range tenants {
 		page := storage.Page{Limit: 1000}
 		for {
 			wfs, next, err := s.store.ListWorkflows(ctx, tenant, page)
@@ -92,6 +97,25 @@ func (s *Service) triggers(ctx context.Context) (*triggerIndex, error) {
 	}
 	ix.hooks, ix.crons, ix.built, ix.gen = hooks, crons, true, gen
 	return ix, nil
+}
+
+// allTenants returns the id of every tenant in the store.
+func (s *Service) allTenants(ctx context.Context) ([]string, error) {
+	var ids []string
+	page := storage.Page{Limit: 1000}
+	for {
+		list, next, err := s.store.ListTenants(ctx, page)
+		if err != nil {
+			return nil, err
+		}
+		for _, t := range list {
+			ids = append(ids, t.ID)
+		}
+		if next == "" {
+			return ids, nil
+		}
+		page.Cursor = next
+	}
 }
 
 // webhookWait is how long a webhook trigger holds its caller: its own wait,

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/nebula-engine/nebula/engine"
+	"github.com/nebula-engine/nebula/storage"
 )
 
 // Log entry layout. An entry is a batch of commands that share one
@@ -25,21 +26,24 @@ const ignorableFlag byte = 0x80
 
 // Command type bytes. Never renumber: they are in every stored log.
 const (
-	typePutWorkflow    byte = 1
-	typeDeleteWorkflow byte = 2
-	typeStartExecution byte = 3
-	typeClaimTasks     byte = 4
-	typeCompleteTask   byte = 5
-	typeRenewLease     byte = 6
-	typeReclaimTasks   byte = 7
-	typeCancel         byte = 8
-	typeFireTimers     byte = 9
-	typeSetLimits      byte = 10
-	typeFireCron       byte = 11
-	typePutCredential  byte = 12
-	typeDelCredential  byte = 13
-	typeRegisterAction byte = 14
-	// 15..18: tenants and tokens.
+	typePutWorkflow      byte = 1
+	typeDeleteWorkflow   byte = 2
+	typeStartExecution   byte = 3
+	typeClaimTasks       byte = 4
+	typeCompleteTask     byte = 5
+	typeRenewLease       byte = 6
+	typeReclaimTasks     byte = 7
+	typeCancel           byte = 8
+	typeFireTimers       byte = 9
+	typeSetLimits        byte = 10
+	typeFireCron         byte = 11
+	typePutCredential    byte = 12
+	typeDelCredential    byte = 13
+	typeRegisterAction   byte = 14
+	typeCreateTenant     byte = 15
+	typeSetTenantQuota   byte = 16
+	typeIssueToken       byte = 17
+	typeRevokeToken      byte = 18
 	typeResealCredential byte = 19
 )
 
@@ -190,6 +194,26 @@ func encodeCommand(e *encoder, cmd engine.Command) error {
 		e.byte(typeFireTimers)
 		e.uvarint(uint64(c.Max))
 		e.uvarint(uint64(c.Jitter))
+	case *engine.CreateTenant:
+		e.byte(typeCreateTenant)
+		e.str(c.ID)
+		e.str(c.Name)
+		e.quota(c.Quota)
+		e.str(c.TokenID)
+		e.str(c.TokenHash)
+	case *engine.SetTenantQuota:
+		e.byte(typeSetTenantQuota)
+		e.str(c.ID)
+		e.quota(c.Quota)
+	case *engine.IssueToken:
+		e.byte(typeIssueToken)
+		e.str(c.Tenant)
+		e.str(c.TokenID)
+		e.str(c.TokenHash)
+	case *engine.RevokeToken:
+		e.byte(typeRevokeToken)
+		e.str(c.Tenant)
+		e.str(c.TokenID)
 	case *engine.ResealCredential:
 		e.byte(typeResealCredential)
 		e.str(c.Tenant)
@@ -235,6 +259,14 @@ func decodeCommand(raw []byte) (engine.Command, error) {
 		c = &engine.SetLimits{MaxConcurrentExecutions: d.count()}
 	case typeFireTimers:
 		c = &engine.FireTimers{Max: d.count(), Jitter: d.uint32()}
+	case typeCreateTenant:
+		c = &engine.CreateTenant{ID: d.str(), Name: d.str(), Quota: d.quota(), TokenID: d.str(), TokenHash: d.str()}
+	case typeSetTenantQuota:
+		c = &engine.SetTenantQuota{ID: d.str(), Quota: d.quota()}
+	case typeIssueToken:
+		c = &engine.IssueToken{Tenant: d.str(), TokenID: d.str(), TokenHash: d.str()}
+	case typeRevokeToken:
+		c = &engine.RevokeToken{Tenant: d.str(), TokenID: d.str()}
 	case typeResealCredential:
 		c = &engine.ResealCredential{Tenant: d.str(), Name: d.str(), Expect: d.bytes(), Sealed: d.bytes()}
 	default:
@@ -269,6 +301,15 @@ func (e *encoder) strs(ss []string) {
 	for _, s := range ss {
 		e.str(s)
 	}
+}
+
+// quota writes the four limits as varints: a negative one must survive
+// the trip so that every replica refuses it alike.
+func (e *encoder) quota(q storage.Quota) {
+	e.varint(q.MaxWorkflows)
+	e.varint(q.MaxConcurrentExecutions)
+	e.varint(q.MaxExecutionsPerHour)
+	e.varint(q.MaxStorageMB)
 }
 
 func (e *encoder) bool(b bool) {
@@ -372,6 +413,16 @@ func (d *decoder) strs() []string {
 		return nil
 	}
 	return out
+}
+
+// quota reads what encoder.quota wrote.
+func (d *decoder) quota() storage.Quota {
+	return storage.Quota{
+		MaxWorkflows:            d.varint(),
+		MaxConcurrentExecutions: d.varint(),
+		MaxExecutionsPerHour:    d.varint(),
+		MaxStorageMB:            d.varint(),
+	}
 }
 
 func (d *decoder) bool() bool {

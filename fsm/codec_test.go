@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nebula-engine/nebula/engine"
+	"github.com/nebula-engine/nebula/storage"
 )
 
 func sampleCommands() []engine.Command {
@@ -32,6 +33,13 @@ func sampleCommands() []engine.Command {
 			Capabilities: []string{"env:LANG", "net:api.example.com"}, ModuleRef: "sha256:" + strings.Repeat("ab", 32), Size: 48 << 20},
 		&engine.RegisterAction{Tenant: "t1", ID: "hub.bare", Version: "0.0.1", ModuleRef: "sha256:" + strings.Repeat("0", 64), Size: 8},
 		&engine.ResealCredential{Tenant: "t1", Name: "github", Expect: []byte{1, 0, 2}, Sealed: []byte{1, 9, 9, 9}},
+		&engine.CreateTenant{ID: "acme", Name: "Acme Corp", TokenID: "abcdefgh", TokenHash: strings.Repeat("0f", 32),
+			Quota: storage.Quota{MaxWorkflows: 10, MaxConcurrentExecutions: 3, MaxExecutionsPerHour: 1 << 40, MaxStorageMB: 512}},
+		&engine.CreateTenant{ID: "bare", TokenID: "aaaaaaaa", TokenHash: strings.Repeat("1", 64)},
+		&engine.SetTenantQuota{ID: "acme", Quota: storage.Quota{MaxWorkflows: 1, MaxStorageMB: -1}},
+		&engine.SetTenantQuota{ID: "default"},
+		&engine.IssueToken{Tenant: "acme", TokenID: "zyxw2345", TokenHash: strings.Repeat("ab", 32)},
+		&engine.RevokeToken{Tenant: "acme", TokenID: "abcdefgh"},
 	}
 }
 
@@ -71,6 +79,8 @@ func TestDecodeRejectsBadInput(t *testing.T) {
 		{"unknown command", []byte{kindBatch, 1, 1, 1, 0x42}},
 		{"huge capability count", []byte{kindBatch, 1, 1, 8, typeRegisterAction, 0, 0, 0, 0xff, 0xff, 0xff, 0x0f}},
 		{"truncated capabilities", []byte{kindBatch, 1, 1, 7, typeRegisterAction, 0, 0, 0, 2, 1, 'a'}},
+		{"truncated quota", []byte{kindBatch, 1, 1, 4, typeSetTenantQuota, 1, 'a', 2}},
+		{"create tenant without token", []byte{kindBatch, 1, 1, 7, typeCreateTenant, 1, 'a', 0, 0, 0, 0}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,6 +1,7 @@
 // Package storage defines the ports through which Nebula reads and writes
-// durable state: workflows, executions with their journal and tasks, and
-// credentials, and the registry of community actions. Drivers (storage/sqlite, later storage/postgres and the
+// durable state: workflows, executions with their journal and tasks,
+// credentials, the registry of community actions, and tenants with their
+// tokens. Drivers (storage/sqlite, later storage/postgres and the
 // Raft-replicated store) implement these interfaces, and every driver must
 // pass the conformance suite in storage/storagetest.
 //
@@ -231,6 +232,9 @@ type ExecutionRepo interface {
 	// CountActiveExecutions returns how many of the tenant's executions
 	// are pending or running, counting no further than limit.
 	CountActiveExecutions(ctx context.Context, tenant string, limit int) (int, error)
+	// StoredBytes returns what the tenant's node outputs and action
+	// modules take: an output kept in the blob store counts its size.
+	StoredBytes(ctx context.Context, tenant string) (int64, error)
 	// NthRecentExecution returns when the tenant's n-th most recent
 	// execution was created; ok is false when it has fewer than n.
 	NthRecentExecution(ctx context.Context, tenant string, n int) (created time.Time, ok bool, err error)
@@ -343,6 +347,69 @@ type SettingsRepo interface {
 	PutSetting(ctx context.Context, key string, value int64) error
 }
 
+// DefaultTenant is the tenant every store holds from the start: the one
+// every request acts for when auth is off. It has no quota until one is
+// set, and cannot be created again.
+const DefaultTenant = "default"
+
+// Quota bounds what a tenant may use; 0 means unlimited. The engine's
+// state machine enforces it.
+type Quota struct {
+	MaxWorkflows            int64 `json:"max_workflows"`
+	MaxConcurrentExecutions int64 `json:"max_concurrent_executions"`
+	MaxExecutionsPerHour    int64 `json:"max_executions_per_hour"`
+	MaxStorageMB            int64 `json:"max_storage_mb"`
+}
+
+// Tenant is one tenant: a partition of every other kind of object.
+type Tenant struct {
+	ID        string
+	Name      string
+	Quota     Quota
+	CreatedAt time.Time // zero for the default tenant
+}
+
+// Token is one API token of a tenant. Only the hash of the token is
+// stored; the token itself is shown once, when it is made.
+type Token struct {
+	ID       string
+	TenantID string
+	// Hash is the hex SHA-256 of the whole token.
+	Hash      string
+	CreatedAt time.Time
+	// RevokedAt is the zero time while the token is active.
+	RevokedAt time.Time
+}
+
+// TenantRepo stores tenants and their tokens. The tenant DefaultTenant
+// exists in every store from the start.
+type TenantRepo interface {
+	// CreateTenant inserts t; an id that exists is ErrConflict.
+	CreateTenant(ctx context.Context, t *Tenant) error
+	// GetTenant returns a tenant, or ErrNotFound.
+	GetTenant(ctx context.Context, id string) (*Tenant, error)
+	// ListTenants returns the tenants, DefaultTenant first and the others
+	// ordered by id, and the cursor of the next page ("" when this is
+	// the last).
+	ListTenants(ctx context.Context, page Page) ([]*Tenant, string, error)
+	// SetTenantQuota replaces a tenant's quota; a missing tenant is
+	// ErrNotFound.
+	SetTenantQuota(ctx context.Context, id string, q Quota) error
+	// PutToken inserts a token of an existing tenant (ErrNotFound
+	// otherwise). A token id the tenant already has, or a hash any token
+	// has, is ErrConflict.
+	PutToken(ctx context.Context, t *Token) error
+	// TokenByHash returns the token with that hash, revoked or not, and
+	// its tenant; ErrNotFound when there is none.
+	TokenByHash(ctx context.Context, hash string) (*Token, *Tenant, error)
+	// ListTokens returns a tenant's tokens, revoked ones too, in creation
+	// order (ties by id).
+	ListTokens(ctx context.Context, tenant string) ([]*Token, error)
+	// RevokeToken marks a token revoked at at; revoking it again keeps
+	// the first time. A missing token is ErrNotFound.
+	RevokeToken(ctx context.Context, tenant, tokenID string, at time.Time) error
+}
+
 // Repos groups the repositories a driver provides.
 type Repos interface {
 	WorkflowRepo
@@ -350,4 +417,5 @@ type Repos interface {
 	CredentialRepo
 	ActionRepo
 	SettingsRepo
+	TenantRepo
 }

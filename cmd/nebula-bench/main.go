@@ -69,7 +69,19 @@ var workloads = map[string]workload{
 	}},
 }
 
+// authToken, when set, is sent as "Authorization: Bearer" on every
+// request: servers other than a desktop require a token.
+var authToken string
+
+// authorize sets the request's token, if there is one.
+func authorize(req *http.Request) {
+	if authToken != "" {
+		req.Header.Set("Authorization", "Bearer "+authToken)
+	}
+}
+
 func main() {
+	flag.StringVar(&authToken, "token", os.Getenv("NEBULA_TOKEN"), "API token, the servers' admin token or a tenant's (default env NEBULA_TOKEN)")
 	addr := flag.String("addr", "http://127.0.0.1:8787", "Nebula API address, or several separated by commas: clients are spread over them")
 	clients := flag.Int("clients", 32, "concurrent clients")
 	count := flag.Int("count", 1000, "executions to start")
@@ -108,6 +120,7 @@ func register(addr, file string) error {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	authorize(req)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return err
@@ -196,6 +209,7 @@ func do(ctx context.Context, hc *http.Client, method, url, body string, want int
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	authorize(req)
 	resp, err := hc.Do(req)
 	if err != nil {
 		return err

@@ -458,7 +458,7 @@ func TestClusterLeaveRejoinAndNoLeader(t *testing.T) {
 	c.startAll()
 	li := c.waitAgreement(3, 20*time.Second)
 
-	out, err := exec.Command(binPath, "cluster", "members", "--server", c.nodes[0].p.url).CombinedOutput()
+	out, err := exec.Command(binPath, "cluster", "members", "--server", c.nodes[0].p.url, "--token", testAdminToken).CombinedOutput()
 	if err != nil {
 		t.Fatalf("nebula cluster members: %v\n%s", err, out)
 	}

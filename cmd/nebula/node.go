@@ -82,6 +82,14 @@ func (f *nodeFlags) apply(cmd *cobra.Command, cfg *config.Config) error {
 		}
 		cfg.Cluster.BootstrapExpect = n
 	}
+	// Tokens come from the environment only: a flag would show them in
+	// the process list.
+	if v := os.Getenv("NEBULA_ADMIN_TOKEN"); v != "" {
+		cfg.API.AdminToken = v
+	}
+	if v := os.Getenv("NEBULA_WORKER_TOKEN"); v != "" {
+		cfg.API.WorkerToken = v
+	}
 	cfg.Resolve()
 	if err := cfg.Validate(); err != nil {
 		return usageError{err}
@@ -100,12 +108,16 @@ func newDesktopCmd() *cobra.Command {
 func newServerCmd() *cobra.Command {
 	cmd := nodeCmd("server", roleServer, nil)
 	cmd.Short = "Run a coordinator of a Nebula cluster (with a local worker unless worker.enabled = false)"
+	cmd.Long = cmd.Short + ".\n\nAuth is on unless the config sets api.auth = false: give the admin token as\n" +
+		"NEBULA_ADMIN_TOKEN (and NEBULA_WORKER_TOKEN for remote workers)."
 	return cmd
 }
 
 func newControlPlaneCmd() *cobra.Command {
 	cmd := nodeCmd("control-plane", roleServer, func(c *config.Config) { c.Worker.Enabled = false })
 	cmd.Short = "Run a coordinator that executes no actions (workers pull them over the API)"
+	cmd.Long = cmd.Short + ".\n\nAuth is on unless the config sets api.auth = false: give the admin token as\n" +
+		"NEBULA_ADMIN_TOKEN, and workers NEBULA_WORKER_TOKEN (their --token)."
 	return cmd
 }
 
@@ -393,6 +405,10 @@ func runNode(ctx context.Context, cfg *config.Config, r role, logger *slog.Logge
 		Logger:  logger,
 		Cluster: clusterView(node, members, nodeID, ln.Addr().String()),
 		Metrics: nodeMetrics,
+		// Auth, and who may call what: see api/auth.go.
+		Auth:        cfg.API.Auth,
+		AdminToken:  cfg.API.AdminToken,
+		WorkerToken: cfg.API.WorkerToken,
 	}))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	serveErr := make(chan error, 1)

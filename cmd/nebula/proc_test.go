@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -20,6 +21,14 @@ import (
 
 // testClusterKey is the master key of the clusters the tests start.
 const testClusterKey = "6e6562756c612074657374206b657920666f7220636c757374657273206f6e6c"
+
+// The tokens of the servers the tests start (auth is on for every
+// profile but desktop): procs of servers send the admin token, workers
+// are given the worker token.
+const (
+	testAdminToken  = "nebula-test-admin-token-0123456789"
+	testWorkerToken = "nebula-test-worker-token-0123456789"
+)
 
 // binPath is the nebula binary built once for the tests in this package.
 var binPath string
@@ -44,9 +53,11 @@ func TestMain(m *testing.M) {
 
 // proc is a running nebula process.
 type proc struct {
-	t     *testing.T
-	cmd   *exec.Cmd
-	url   string
+	t   *testing.T
+	cmd *exec.Cmd
+	url string
+	// token, when set, is sent as "Authorization: Bearer" by do.
+	token string
 	logs  *syncBuffer
 	done  chan struct{}
 	ready chan string
@@ -83,17 +94,23 @@ func startProc(t *testing.T, args ...string) *proc {
 // nebula itself.
 func startWrapped(t *testing.T, wrap []string, args ...string) *proc {
 	t.Helper()
+	token := ""
+	if len(args) > 0 && args[0] == "worker" && !slices.Contains(args, "--token") {
+		args = append(slices.Clone(args), "--token", testWorkerToken)
+	}
 	argv := append(append(append([]string{}, wrap...), binPath), args...)
 	cmd := exec.Command(argv[0], argv[1:]...)
 	if len(args) > 0 && (args[0] == "server" || args[0] == "control-plane") {
-		// The nodes of a cluster share one master key.
-		cmd.Env = append(os.Environ(), "NEBULA_MASTER_KEY="+testClusterKey)
+		// The nodes of a cluster share one master key, and auth is on.
+		cmd.Env = append(os.Environ(), "NEBULA_MASTER_KEY="+testClusterKey,
+			"NEBULA_ADMIN_TOKEN="+testAdminToken, "NEBULA_WORKER_TOKEN="+testWorkerToken)
+		token = testAdminToken
 	}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &proc{t: t, cmd: cmd, logs: &syncBuffer{}, done: make(chan struct{}), ready: make(chan string, 1)}
+	p := &proc{t: t, cmd: cmd, token: token, logs: &syncBuffer{}, done: make(chan struct{}), ready: make(chan string, 1)}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -211,6 +228,9 @@ func (p *proc) do(method, path, body string, out any) (int, error) {
 	req, err := http.NewRequest(method, p.url+path, strings.NewReader(body))
 	if err != nil {
 		return 0, err
+	}
+	if p.token != "" {
+		req.Header.Set("Authorization", "Bearer "+p.token)
 	}
 	resp, err := httpClient.Do(req)
 	if err != nil {

@@ -85,6 +85,9 @@ func newWorkerCmd() *cobra.Command {
 				cfg, err = config.LoadFile(configFile, "selfhost")
 			}
 			if err == nil {
+				// A worker serves no API: api.auth and its admin token
+				// are the servers' business.
+				cfg.API.Auth = false
 				err = cfg.Validate()
 			}
 			if err != nil {

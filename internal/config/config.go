@@ -95,9 +95,17 @@ type Config struct {
 		Strategy string `toml:"strategy"`
 	} `toml:"tenant"`
 	API struct {
-		Bind       string `toml:"bind"`
+		Bind string `toml:"bind"`
+		// Auth requires a token on every request but health, metrics and
+		// webhooks: on by default for every profile but desktop, and
+		// always with tenant.enabled.
+		Auth bool `toml:"auth"`
+		// AdminToken manages tenants and acts for any of them; required
+		// when auth is on. Env NEBULA_ADMIN_TOKEN.
 		AdminToken string `toml:"admin_token"`
-		Auth       bool   `toml:"auth"`
+		// WorkerToken lets remote workers use the worker protocol and
+		// nothing else. Env NEBULA_WORKER_TOKEN.
+		WorkerToken string `toml:"worker_token"`
 	} `toml:"api"`
 	Cluster struct {
 		NodeID            string   `toml:"node_id"`
@@ -156,21 +164,32 @@ func Load(file []byte, defaultProfile string) (*Config, error) {
 		return nil, fmt.Errorf("%w: mode.profile: %v", ErrInvalid, err)
 	}
 	c := defaults()
-	if err := decodeStrict(preset, c); err != nil {
+	// Auth is off only on a desktop: a node others can reach serves no
+	// request without a token unless its config says so.
+	c.API.Auth = profile != "desktop"
+	if _, err := decodeStrict(preset, c); err != nil {
 		return nil, fmt.Errorf("preset %s: %w", profile, err)
 	}
 	if len(file) > 0 {
-		if err := decodeStrict(file, c); err != nil {
+		md, err := decodeStrict(file, c)
+		if err != nil {
 			return nil, err
 		}
+		if c.Tenant.Enabled && md.IsDefined("api", "auth") && !c.API.Auth {
+			return nil, fmt.Errorf("%w: api.auth: tenant.enabled = true needs auth; set api.auth = true or tenant.enabled = false", ErrInvalid)
+		}
+	}
+	// Tenants are told apart by their tokens.
+	if c.Tenant.Enabled {
+		c.API.Auth = true
 	}
 	return c, nil
 }
 
-// defaults are the values no preset sets.
+// defaults are the values no preset sets; api.auth depends on the
+// profile, see Load.
 func defaults() *Config {
 	c := &Config{}
-	c.API.Auth = false
 	c.Cluster.NodeID = "n1"
 	c.Cluster.RaftAddr = "0.0.0.0:8788"
 	c.Cluster.GossipAddr = "0.0.0.0:8789"
@@ -199,15 +218,15 @@ func defaults() *Config {
 }
 
 // decodeStrict decodes TOML into c, refusing keys c does not have.
-func decodeStrict(data []byte, c *Config) error {
+func decodeStrict(data []byte, c *Config) (toml.MetaData, error) {
 	md, err := toml.Decode(string(data), c)
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrInvalid, err)
+		return md, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	if und := md.Undecoded(); len(und) > 0 {
-		return fmt.Errorf("%w: unknown key %q", ErrInvalid, und[0].String())
+		return md, fmt.Errorf("%w: unknown key %q", ErrInvalid, und[0].String())
 	}
-	return nil
+	return md, nil
 }
 
 // LoadFile reads and loads a config file.
@@ -283,6 +302,20 @@ func (c *Config) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.API.Bind); err != nil {
 		return bad("api.bind", "%q is not host:port", c.API.Bind)
+	}
+	if c.API.Auth && c.API.AdminToken == "" {
+		return bad("api.admin_token", "required when auth is on (api.auth, the default of the %q profile): set it or env NEBULA_ADMIN_TOKEN, e.g. from `openssl rand -hex 24`", c.Mode.Profile)
+	}
+	for _, tk := range []struct{ key, value string }{
+		{"api.admin_token", c.API.AdminToken},
+		{"api.worker_token", c.API.WorkerToken},
+	} {
+		if tk.value != "" && len(tk.value) < minTokenLen {
+			return bad(tk.key, "must be at least %d characters, got %d", minTokenLen, len(tk.value))
+		}
+	}
+	if c.API.WorkerToken != "" && c.API.WorkerToken == c.API.AdminToken {
+		return bad("api.worker_token", "must differ from api.admin_token")
 	}
 	if c.Cluster.BootstrapExpect < 1 || c.Cluster.BootstrapExpect > 9 {
 		return bad("cluster.bootstrap_expect", "must be from 1 to 9, got %d", c.Cluster.BootstrapExpect)
@@ -367,6 +400,10 @@ func (c *Config) Validate() error {
 	}
 	return nil
 }
+
+// minTokenLen is the shortest admin or worker token accepted: such
+// tokens are compared as given, so they must be hard to guess.
+const minTokenLen = 16
 
 func validNodeID(s string) bool {
 	if s == "" || len(s) > 64 {

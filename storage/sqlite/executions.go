@@ -173,6 +173,17 @@ func (tx *Tx) ExecutionByKey(ctx context.Context, tenant, workflowID, key string
 	return e, nil
 }
 
+// StoredBytes returns the bytes of the tenant's node outputs and modules.
+// It reads every node of the tenant: quotas call it once, when a storage
+// quota is set, and count from there.
+func (tx *Tx) StoredBytes(ctx context.Context, tenant string) (int64, error) {
+	var n int64
+	if err := tx.stmt(ctx, stmtStoredBytes).QueryRowContext(ctx, tenant).Scan(&n); err != nil {
+		return 0, fmt.Errorf("sqlite: stored bytes: %w", err)
+	}
+	return n, nil
+}
+
 // CountActiveExecutions returns how many of the tenant's executions are
 // pending or running, up to limit.
 func (tx *Tx) CountActiveExecutions(ctx context.Context, tenant string, limit int) (int, error) {

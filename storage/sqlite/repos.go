@@ -191,6 +191,11 @@ func (s *Store) ExecutionByKey(ctx context.Context, tenant, workflowID, key stri
 	return view(ctx, s, func(tx *Tx) (*storage.Execution, error) { return tx.ExecutionByKey(ctx, tenant, workflowID, key) })
 }
 
+// StoredBytes implements storage.ExecutionRepo.
+func (s *Store) StoredBytes(ctx context.Context, tenant string) (int64, error) {
+	return view(ctx, s, func(tx *Tx) (int64, error) { return tx.StoredBytes(ctx, tenant) })
+}
+
 // CountActiveExecutions implements storage.ExecutionRepo.
 func (s *Store) CountActiveExecutions(ctx context.Context, tenant string, limit int) (int, error) {
 	return view(ctx, s, func(tx *Tx) (int, error) { return tx.CountActiveExecutions(ctx, tenant, limit) })
@@ -304,4 +309,62 @@ func (s *Store) Setting(ctx context.Context, key string, def int64) (int64, erro
 // PutSetting implements storage.SettingsRepo; see Tx.PutSetting.
 func (s *Store) PutSetting(ctx context.Context, key string, value int64) error {
 	return s.Update(ctx, func(tx *Tx) error { return tx.PutSetting(ctx, key, value) })
+}
+
+// CreateTenant implements storage.TenantRepo; see Tx.CreateTenant.
+func (s *Store) CreateTenant(ctx context.Context, t *storage.Tenant) error {
+	return s.Update(ctx, func(tx *Tx) error { return tx.CreateTenant(ctx, t) })
+}
+
+// GetTenant implements storage.TenantRepo; see Tx.GetTenant.
+func (s *Store) GetTenant(ctx context.Context, id string) (*storage.Tenant, error) {
+	return view(ctx, s, func(tx *Tx) (*storage.Tenant, error) { return tx.GetTenant(ctx, id) })
+}
+
+// ListTenants implements storage.TenantRepo; see Tx.ListTenants.
+func (s *Store) ListTenants(ctx context.Context, page storage.Page) ([]*storage.Tenant, string, error) {
+	var (
+		out  []*storage.Tenant
+		next string
+	)
+	err := s.View(ctx, func(tx *Tx) error {
+		var err error
+		out, next, err = tx.ListTenants(ctx, page)
+		return err
+	})
+	return out, next, err
+}
+
+// SetTenantQuota implements storage.TenantRepo; see Tx.SetTenantQuota.
+func (s *Store) SetTenantQuota(ctx context.Context, id string, q storage.Quota) error {
+	return s.Update(ctx, func(tx *Tx) error { return tx.SetTenantQuota(ctx, id, q) })
+}
+
+// PutToken implements storage.TenantRepo; see Tx.PutToken.
+func (s *Store) PutToken(ctx context.Context, t *storage.Token) error {
+	return s.Update(ctx, func(tx *Tx) error { return tx.PutToken(ctx, t) })
+}
+
+// TokenByHash implements storage.TenantRepo; see Tx.TokenByHash.
+func (s *Store) TokenByHash(ctx context.Context, hash string) (*storage.Token, *storage.Tenant, error) {
+	var (
+		k *storage.Token
+		t *storage.Tenant
+	)
+	err := s.View(ctx, func(tx *Tx) error {
+		var err error
+		k, t, err = tx.TokenByHash(ctx, hash)
+		return err
+	})
+	return k, t, err
+}
+
+// ListTokens implements storage.TenantRepo; see Tx.ListTokens.
+func (s *Store) ListTokens(ctx context.Context, tenant string) ([]*storage.Token, error) {
+	return view(ctx, s, func(tx *Tx) ([]*storage.Token, error) { return tx.ListTokens(ctx, tenant) })
+}
+
+// RevokeToken implements storage.TenantRepo; see Tx.RevokeToken.
+func (s *Store) RevokeToken(ctx context.Context, tenant, tokenID string, at time.Time) error {
+	return s.Update(ctx, func(tx *Tx) error { return tx.RevokeToken(ctx, tenant, tokenID, at) })
 }

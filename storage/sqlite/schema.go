@@ -184,6 +184,41 @@ CREATE TABLE actions (
 	PRIMARY KEY (tenant_id, id, version)
 ) STRICT, WITHOUT ROWID;
 `,
+		// Version 4: tenants and their tokens.
+		`
+-- Quotas are four INTEGER columns, 0 meaning unlimited. The tenant
+-- "default" exists from the start (created_at 0, no quota), so that
+-- every store, fresh or upgraded, holds the tenant that requests act for
+-- when auth is off; the row is the same on every replica.
+CREATE TABLE tenants (
+	id                        TEXT    NOT NULL PRIMARY KEY,
+	name                      TEXT    NOT NULL,
+	max_workflows             INTEGER NOT NULL,
+	max_concurrent_executions INTEGER NOT NULL,
+	max_executions_per_hour   INTEGER NOT NULL,
+	max_storage_mb            INTEGER NOT NULL,
+	created_at                INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+
+INSERT INTO tenants VALUES ('default', 'default', 0, 0, 0, 0, 0);
+
+-- Only the hex SHA-256 of a token is kept. revoked_at is 0 while the
+-- token is active.
+CREATE TABLE tokens (
+	tenant_id  TEXT    NOT NULL,
+	id         TEXT    NOT NULL,
+	hash       TEXT    NOT NULL,
+	created_at INTEGER NOT NULL,
+	revoked_at INTEGER NOT NULL DEFAULT 0,
+	PRIMARY KEY (tenant_id, id),
+	FOREIGN KEY (tenant_id) REFERENCES tenants (id)
+) STRICT, WITHOUT ROWID;
+
+-- Every authenticated request looks its token up by hash.
+CREATE UNIQUE INDEX tokens_hash ON tokens (hash);
+-- ListTokens, in creation order.
+CREATE INDEX tokens_tenant ON tokens (tenant_id, created_at, id);
+`,
 	}
 }
 

@@ -37,6 +37,7 @@ const (
 	stmtExecutionCount
 	stmtExecutionCountActive
 	stmtExecutionNthRecent
+	stmtStoredBytes
 	stmtWorkflowCount
 
 	stmtNodePut
@@ -74,6 +75,15 @@ const (
 	stmtActionList
 	stmtActionListAfter
 
+	stmtTenantInsert
+	stmtTenantGet
+	stmtTenantListAfter
+	stmtTenantSetQuota
+	stmtTokenInsert
+	stmtTokenByHash
+	stmtTokenList
+	stmtTokenRevoke
+
 	stmtMetaSetApplied
 	stmtMetaGetApplied
 	stmtSettingPut
@@ -93,6 +103,8 @@ const (
 	timerCols     = `tenant_id, id, execution_id, node, attempt, kind, due_at`
 	credCols      = `tenant_id, name, type, data, created_at, updated_at`
 	actionCols    = `tenant_id, id, version, capabilities, module_ref, size, created_at`
+	tenantCols    = `id, name, max_workflows, max_concurrent_executions, max_executions_per_hour, max_storage_mb, created_at`
+	tokenCols     = `tenant_id, id, hash, created_at, revoked_at`
 )
 
 // statements returns the SQL of every statement, indexed by stmtID.
@@ -146,6 +158,13 @@ func statements() [numStmts]string {
 		// most that many index entries whatever the tenant holds.
 		stmtExecutionCountActive: `SELECT COUNT(*) FROM (SELECT 1 FROM executions
 			WHERE tenant_id = ? AND status IN ('pending', 'running') LIMIT ?)`,
+		// A blob marker ({"$nebula_blob": ref, "size": n}) counts the size
+		// of what it stands for.
+		stmtStoredBytes: `SELECT
+			(SELECT COALESCE(SUM(CASE WHEN CAST(substr(output, 1, 16) AS TEXT) = '{"$nebula_blob":'
+				THEN json_extract(CAST(output AS TEXT), '$.size') ELSE length(output) END), 0)
+				FROM nodes WHERE tenant_id = ?1)
+			+ (SELECT COALESCE(SUM(size), 0) FROM actions WHERE tenant_id = ?1)`,
 		stmtExecutionNthRecent: `SELECT created_at FROM executions WHERE tenant_id = ?
 			ORDER BY seq DESC LIMIT 1 OFFSET ?`,
 		stmtWorkflowCount: `SELECT COUNT(*) FROM (SELECT 1 FROM workflows
@@ -225,6 +244,30 @@ func statements() [numStmts]string {
 			WHERE tenant_id = ? ORDER BY id, version LIMIT ?`,
 		stmtActionListAfter: `SELECT ` + actionCols + ` FROM actions
 			WHERE tenant_id = ?1 AND (id, version) > (?2, ?3) ORDER BY id, version LIMIT ?4`,
+
+		// DO NOTHING: a taken id is reported as a conflict from the
+		// count of rows inserted.
+		stmtTenantInsert: `INSERT INTO tenants (` + tenantCols + `) VALUES (?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (id) DO NOTHING`,
+		stmtTenantGet: `SELECT ` + tenantCols + ` FROM tenants WHERE id = ?`,
+		// The default tenant is read apart and listed first.
+		stmtTenantListAfter: `SELECT ` + tenantCols + ` FROM tenants
+			WHERE id > ? AND id <> 'default' ORDER BY id LIMIT ?`,
+		stmtTenantSetQuota: `UPDATE tenants SET max_workflows = ?, max_concurrent_executions = ?,
+			max_executions_per_hour = ?, max_storage_mb = ? WHERE id = ?`,
+		// Without a conflict target, DO NOTHING covers both the primary
+		// key and the unique hash.
+		stmtTokenInsert: `INSERT INTO tokens (` + tokenCols + `) VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT DO NOTHING`,
+		stmtTokenByHash: `SELECT k.tenant_id, k.id, k.hash, k.created_at, k.revoked_at,
+			t.id, t.name, t.max_workflows, t.max_concurrent_executions, t.max_executions_per_hour, t.max_storage_mb, t.created_at
+			FROM tokens k JOIN tenants t ON t.id = k.tenant_id WHERE k.hash = ?`,
+		stmtTokenList: `SELECT ` + tokenCols + ` FROM tokens
+			WHERE tenant_id = ? ORDER BY created_at, id`,
+		// SQLite counts every row the WHERE matched, so a token revoked
+		// before still counts as found and keeps its first time.
+		stmtTokenRevoke: `UPDATE tokens SET revoked_at = CASE WHEN revoked_at = 0 THEN ? ELSE revoked_at END
+			WHERE tenant_id = ? AND id = ?`,
 
 		stmtMetaSetApplied: `INSERT INTO meta (key, value) VALUES ('applied_index', ?)
 			ON CONFLICT (key) DO UPDATE SET value = excluded.value`,

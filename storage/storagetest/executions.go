@@ -757,6 +757,19 @@ func testQuotaCounts(t *testing.T, r storage.Repos) {
 		t.Errorf("NthRecentExecution of a tenant without executions = %v, %v", ok, err)
 	}
 
+	// Stored bytes: inline outputs by length, blob markers by their size.
+	for i, out := range []string{`"abc"`, `{"$nebula_blob":"sha256:00","size":1000}`, ``} {
+		n := storage.NodeState{ID: fmt.Sprintf("n%d", i), Status: "succeeded", Attempts: 1, Output: json.RawMessage(out)}
+		wantErr(t, "PutNode", r.PutNode(ctx, "t9", "r-1", &n), nil)
+	}
+	stored, err := r.StoredBytes(ctx, "t9")
+	if err != nil || stored != 5+1000 {
+		t.Errorf("StoredBytes(t9) = %d, %v; want 1005", stored, err)
+	}
+	if other, err := r.StoredBytes(ctx, "t8"); err != nil || other != 0 {
+		t.Errorf("StoredBytes(t8) = %d, %v; want 0", other, err)
+	}
+
 	keyed := newExecution("t9", "k-1", "wf", 9)
 	keyed.IdempotencyKey = "order-7"
 	createExecution(t, r, keyed)

@@ -39,6 +39,7 @@ func Run(t *testing.T, newRepos func(t *testing.T) storage.Repos) {
 		{"Credentials", credentialTests()},
 		{"Actions", actionTests()},
 		{"Settings", settingTests()},
+		{"Tenants", tenantTests()},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
