@@ -42,6 +42,8 @@ func statusOf(err error) (int, string) {
 		return http.StatusForbidden, "forbidden"
 	case errors.Is(err, storage.ErrInvalidCursor):
 		return http.StatusBadRequest, "bad_request"
+	case errors.Is(err, engine.ErrQuotaExceeded):
+		return http.StatusTooManyRequests, "quota_exceeded"
 	case errors.Is(err, storage.ErrNotFound):
 		return http.StatusNotFound, "not_found"
 	case errors.Is(err, storage.ErrConflict):

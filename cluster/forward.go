@@ -304,6 +304,7 @@ var errorKinds = []struct {
 	{"stale_lease", engine.ErrStaleLease},
 	{"invalid_workflow", engine.ErrInvalidWorkflow},
 	{"invalid_action", engine.ErrInvalidAction},
+	{"quota_exceeded", engine.ErrQuotaExceeded},
 }
 
 func newWireResult(r engine.Result) *wireResult {

@@ -165,6 +165,9 @@ func (a *applier) succeedAttempt(exec *storage.Execution, n *storage.NodeState, 
 		return err
 	}
 	n.Status, n.Output, n.Error, n.FinishedAt = string(NodeSucceeded), output, "", a.st.Now
+	if err := a.addUsage(exec.TenantID, storedSize(output)); err != nil {
+		return err
+	}
 	return a.tx.PutNode(a.ctx, exec.TenantID, exec.ID, n)
 }
 

@@ -201,6 +201,9 @@ func (a *applier) putWorkflow(c *PutWorkflow) (Result, error) {
 			}
 		}
 	}
+	if refusal, err := a.checkNewWorkflow(c.Tenant, c.ID); err != nil || refusal != nil {
+		return Result{Err: refusal}, err
+	}
 	w := &storage.Workflow{TenantID: c.Tenant, ID: c.ID, Name: def.Name, Definition: c.Definition, CreatedAt: a.st.Now}
 	if err := a.tx.PutWorkflow(a.ctx, w); err != nil {
 		return Result{}, err
@@ -221,6 +224,15 @@ func (a *applier) registerAction(c *RegisterAction) (Result, error) {
 	if err != nil && !created {
 		return Result{}, err
 	}
+	if created {
+		q, err := a.quota(c.Tenant)
+		if err != nil {
+			return Result{}, err
+		}
+		if refusal, err := a.checkStorage(c.Tenant, q); err != nil || refusal != nil {
+			return Result{Err: refusal}, err
+		}
+	}
 	err = a.tx.PutAction(a.ctx, &storage.Action{
 		TenantID: c.Tenant, ID: c.ID, Version: c.Version, Capabilities: c.Capabilities,
 		ModuleRef: c.ModuleRef, Size: c.Size, CreatedAt: a.st.Now,
@@ -230,6 +242,11 @@ func (a *applier) registerAction(c *RegisterAction) (Result, error) {
 	}
 	if err != nil {
 		return Result{}, err
+	}
+	if created {
+		if err := a.addUsage(c.Tenant, c.Size); err != nil {
+			return Result{}, err
+		}
 	}
 	return Result{Created: created}, nil
 }
@@ -284,6 +301,21 @@ func (a *applier) create(exec *storage.Execution, wf *storage.Workflow) (existin
 		exec.Nodes[n.ID] = &storage.NodeState{ID: n.ID, Status: string(NodePending)}
 	}
 	exec.WorkflowID, exec.WorkflowVersion = wf.ID, wf.Version
+	// Quotas bound new executions; a start repeated with its idempotency
+	// key gets the execution it made before, quota or not.
+	repeat := false
+	if exec.IdempotencyKey != "" {
+		_, err := a.tx.ExecutionByKey(a.ctx, exec.TenantID, wf.ID, exec.IdempotencyKey)
+		if err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return nil, nil, err
+		}
+		repeat = err == nil
+	}
+	if !repeat {
+		if refusal, err := a.checkNewExecution(exec.TenantID); err != nil || refusal != nil {
+			return nil, refusal, err
+		}
+	}
 	exec.CreatedAt, exec.UpdatedAt = a.st.Now, a.st.Now
 	// Children never wait: their parent holds a slot and waits for them.
 	queue := false

@@ -81,7 +81,7 @@ func (a *applier) createTenant(c *CreateTenant) (Result, error) {
 		return Result{}, err
 	}
 	a.emit(EventTenantsChanged, c.ID, "")
-	return Result{}, nil
+	return Result{}, a.trackUsage(c.ID, c.Quota)
 }
 
 // tokenHashTaken refuses a hash some token has already; with 256-bit
@@ -105,7 +105,10 @@ func (a *applier) setTenantQuota(c *SetTenantQuota) (Result, error) {
 	if errors.Is(err, storage.ErrNotFound) {
 		return Result{Err: err}, nil
 	}
-	return Result{}, err
+	if err != nil {
+		return Result{}, err
+	}
+	return Result{}, a.trackUsage(c.ID, c.Quota)
 }
 
 func (a *applier) issueToken(c *IssueToken) (Result, error) {
