@@ -218,7 +218,13 @@ func (n *Node) ReadBarrier(ctx context.Context) error {
 
 func (n *Node) leaderReadIndex() (uint64, error) {
 	if err := n.raft.Barrier(n.cfg.ApplyTimeout).Error(); err != nil {
-		return 0, translate(err)
+		err = translate(err)
+		if errors.Is(err, ErrUnknownOutcome) {
+			// A barrier changes nothing: losing leadership during one
+			// leaves no outcome to be unsure of, only a leader to wait for.
+			return 0, ErrNoLeader
+		}
+		return 0, err
 	}
 	return n.fsm.AppliedIndex(), nil
 }
