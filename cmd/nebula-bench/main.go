@@ -9,7 +9,17 @@
 //   - set: one builtin.set node, the baseline for the next one;
 //   - wasm: one community.wordcount node (the module given by -module is
 //     registered first), the cost of running a node in the WebAssembly
-//     sandbox.
+//     sandbox;
+//   - fanout: one builtin.set root, 100 parallel builtin.set nodes after it
+//     and one join after all of them (102 nodes per execution).
+//
+// The delay workload is different: it starts -count executions of a single
+// builtin.delay node without waiting, then polls the running executions
+// until all have finished, to show that parked durable timers cost nothing
+// while they wait (see delay.go).
+//
+// After any run the server's resident memory is printed, from -pid or from
+// the nebula process listening on -addr's port (see rss.go).
 package main
 
 import (
@@ -67,6 +77,9 @@ var workloads = map[string]workload{
 	"wasm": {"bench-wasm", wasmWorkflow, "1 x community.wordcount (WebAssembly) on 1 KiB of text", func(int64) string {
 		return fmt.Sprintf(`{"input": {"text": %q}}`, benchText)
 	}},
+	"fanout": {"bench-fanout", fanoutWorkflow(), fmt.Sprintf("fan-out (1 + %d parallel + 1 join builtin.set)", fanoutWidth), func(i int64) string {
+		return fmt.Sprintf(`{"input": {"n": %d}}`, i)
+	}},
 }
 
 // authToken, when set, is sent as "Authorization: Bearer" on every
@@ -86,15 +99,30 @@ func main() {
 	clients := flag.Int("clients", 32, "concurrent clients")
 	count := flag.Int("count", 1000, "executions to start")
 	wait := flag.Duration("wait", 30*time.Second, "how long each request waits for its execution")
-	name := flag.String("workload", "chain", "chain, set or wasm")
+	name := flag.String("workload", "chain", "chain, set, wasm, fanout or delay")
 	module := flag.String("module", "", "wasm workload: the wordcount module to register (GOOS=wasip1 GOARCH=wasm go build ./examples/actions/wordcount)")
+	delay := flag.Duration("delay", 30*time.Second, "delay workload: the builtin.delay duration")
+	pid := flag.Int("pid", 0, "the server's process id, to print its RSS after the run (default: look for a nebula process with -addr's port in its arguments)")
 	flag.Parse()
 	w, ok := workloads[*name]
-	if *clients < 1 || *count < 1 || !ok || (*name == "wasm" && *module == "") {
-		fmt.Fprintln(os.Stderr, "nebula-bench: -clients and -count must be positive, -workload chain, set or wasm, and wasm needs -module")
+	if *name == "delay" {
+		ok = true
+	}
+	if *clients < 1 || *count < 1 || !ok || (*name == "wasm" && *module == "") || *delay <= 0 {
+		fmt.Fprintln(os.Stderr, "nebula-bench: -clients, -count and -delay must be positive, -workload chain, set, wasm, fanout or delay, and wasm needs -module")
 		os.Exit(2)
 	}
 	addrs := strings.Split(*addr, ",")
+	// Whatever happens, say how much memory the server holds afterwards.
+	defer printRSS(*pid, addrs[0])
+	if *name == "delay" {
+		if err := runDelay(addrs, *clients, *count, *delay); err != nil {
+			fmt.Fprintln(os.Stderr, "nebula-bench:", err)
+			printRSS(*pid, addrs[0])
+			os.Exit(1)
+		}
+		return
+	}
 	if *module != "" {
 		if err := register(addrs[0], *module); err != nil {
 			fmt.Fprintln(os.Stderr, "nebula-bench:", err)
@@ -103,6 +131,7 @@ func main() {
 	}
 	if err := run(addrs, w, *clients, *count, *wait); err != nil {
 		fmt.Fprintln(os.Stderr, "nebula-bench:", err)
+		printRSS(*pid, addrs[0]) // os.Exit skips the deferred call
 		os.Exit(1)
 	}
 }
@@ -188,6 +217,10 @@ func run(addrs []string, w workload, clients, count int, wait time.Duration) err
 	fmt.Printf("failed        %d\n", failed.Load())
 	fmt.Printf("elapsed       %s\n", elapsed.Round(time.Millisecond))
 	fmt.Printf("throughput    %.0f executions/s\n", float64(ok)/elapsed.Seconds())
+	if w.id == "bench-fanout" {
+		nodes := fanoutWidth + 2
+		fmt.Printf("nodes         %.0f node completions/s (%d per execution)\n", float64(ok*nodes)/elapsed.Seconds(), nodes)
+	}
 	if ok > 0 {
 		fmt.Printf("latency       p50 %s  p90 %s  p99 %s  max %s\n",
 			pct(all, 0.50), pct(all, 0.90), pct(all, 0.99), all[ok-1].Round(time.Microsecond))
