@@ -301,20 +301,8 @@ func (a *applier) create(exec *storage.Execution, wf *storage.Workflow) (existin
 		exec.Nodes[n.ID] = &storage.NodeState{ID: n.ID, Status: string(NodePending)}
 	}
 	exec.WorkflowID, exec.WorkflowVersion = wf.ID, wf.Version
-	// Quotas bound new executions; a start repeated with its idempotency
-	// key gets the execution it made before, quota or not.
-	repeat := false
-	if exec.IdempotencyKey != "" {
-		_, err := a.tx.ExecutionByKey(a.ctx, exec.TenantID, wf.ID, exec.IdempotencyKey)
-		if err != nil && !errors.Is(err, storage.ErrNotFound) {
-			return nil, nil, err
-		}
-		repeat = err == nil
-	}
-	if !repeat {
-		if refusal, err := a.checkNewExecution(exec.TenantID); err != nil || refusal != nil {
-			return nil, refusal, err
-		}
+	if refusal, err := a.checkNewExecution(exec); err != nil || refusal != nil {
+		return nil, refusal, err
 	}
 	exec.CreatedAt, exec.UpdatedAt = a.st.Now, a.st.Now
 	// Children never wait: their parent holds a slot and waits for them.

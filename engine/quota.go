@@ -57,11 +57,24 @@ func (a *applier) checkNewWorkflow(tenant, id string) (refusal, err error) {
 
 // checkNewExecution refuses a new execution when the tenant has
 // max_concurrent_executions unfinished, started max_executions_per_hour in
-// the hour before the entry's time, or stores max_storage_mb.
-func (a *applier) checkNewExecution(tenant string) (refusal, err error) {
+// the hour before the entry's time, or stores max_storage_mb. A start
+// repeated with its idempotency key gets the execution it made before,
+// quota or not; that is looked up only when a quota applies, since
+// CreateExecution looks it up anyway.
+func (a *applier) checkNewExecution(exec *storage.Execution) (refusal, err error) {
+	tenant := exec.TenantID
 	q, err := a.quota(tenant)
-	if err != nil {
+	if err != nil || q.MaxConcurrentExecutions <= 0 && q.MaxExecutionsPerHour <= 0 && q.MaxStorageMB <= 0 {
 		return nil, err
+	}
+	if exec.IdempotencyKey != "" {
+		_, err := a.tx.ExecutionByKey(a.ctx, tenant, exec.WorkflowID, exec.IdempotencyKey)
+		if err == nil {
+			return nil, nil
+		}
+		if !errors.Is(err, storage.ErrNotFound) {
+			return nil, err
+		}
 	}
 	if q.MaxConcurrentExecutions > 0 {
 		n, err := a.tx.CountActiveExecutions(a.ctx, tenant, int(q.MaxConcurrentExecutions))

@@ -54,6 +54,15 @@ func (c Capability) Validate() error {
 	return fmt.Errorf("sandbox: malformed capability %q", c)
 }
 
+// Capabilities converts names, as configs and manifests hold them.
+func Capabilities(names []string) []Capability {
+	caps := make([]Capability, len(names))
+	for i, n := range names {
+		caps[i] = Capability(n)
+	}
+	return caps
+}
+
 // Grants reports whether granted includes want. A grant may be a pattern:
 // "*" grants everything, "net:*" every host (and "credential:*" every
 // credential), "net:*.example.com" every subdomain of example.com.

@@ -100,10 +100,7 @@ func (r *runners) checkModule(ctx context.Context, id string, module []byte, cap
 	if r.wasm == nil {
 		return errors.New("community actions are disabled")
 	}
-	caps := make([]sandbox.Capability, len(capabilities))
-	for i, c := range capabilities {
-		caps[i] = sandbox.Capability(c)
-	}
+	caps := sandbox.Capabilities(capabilities)
 	return r.wasm.Check(ctx, id, module, caps)
 }
 
@@ -118,10 +115,7 @@ func (s *registrySource) Resolve(ctx context.Context, tenant, ref string) (wasm.
 	if err != nil {
 		return wasm.Manifest{}, err
 	}
-	caps := make([]sandbox.Capability, len(a.Capabilities))
-	for i, c := range a.Capabilities {
-		caps[i] = sandbox.Capability(c)
-	}
+	caps := sandbox.Capabilities(a.Capabilities)
 	return wasm.Manifest{ID: a.ID, Version: a.Version, Capabilities: caps, ModuleRef: a.ModuleRef}, nil
 }
 

@@ -350,10 +350,7 @@ func (s *remoteSource) Resolve(ctx context.Context, tenant, ref string) (wasm.Ma
 	if err != nil {
 		return wasm.Manifest{}, err
 	}
-	caps := make([]sandbox.Capability, len(a.Capabilities))
-	for i, c := range a.Capabilities {
-		caps[i] = sandbox.Capability(c)
-	}
+	caps := sandbox.Capabilities(a.Capabilities)
 	m := wasm.Manifest{ID: a.ID, Version: a.Version, Capabilities: caps, ModuleRef: "sha256:" + a.SHA256}
 	s.mu.Lock()
 	s.paths[m.ModuleRef] = "/v1/tasks/actions/" + url.PathEscape(tenant) + "/" + url.PathEscape(a.ID+"@"+a.Version) + "/module"

@@ -417,13 +417,7 @@ func validNodeID(s string) bool {
 // SandboxPolicy is the sandbox policy the configuration describes.
 // Community actions are isolated whatever it says (sandbox.Policy.ClassOf).
 func (c *Config) SandboxPolicy() sandbox.Policy {
-	caps := func(ss []string) []sandbox.Capability {
-		out := make([]sandbox.Capability, len(ss))
-		for i, s := range ss {
-			out[i] = sandbox.Capability(s)
-		}
-		return out
-	}
+	caps := sandbox.Capabilities
 	s := c.Sandbox
 	return sandbox.Policy{
 		Trusted: sandbox.Class{Name: "trusted", Patterns: s.TrustedActions.Patterns,
