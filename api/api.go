@@ -391,8 +391,10 @@ func (s *server) startExecution(w http.ResponseWriter, r *http.Request) error {
 	}
 	if wait > 0 {
 		status = http.StatusOK
-		if e, err = s.svc.WaitExecution(r.Context(), e.TenantID, e.ID, wait); err != nil {
-			return err
+		if !engine.ExecutionStatus(e.Status).Terminal() {
+			if e, err = s.svc.WaitExecution(r.Context(), e.TenantID, e.ID, wait); err != nil {
+				return err
+			}
 		}
 	}
 	return writeJSON(w, status, viewExecution(e))

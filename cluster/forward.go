@@ -283,14 +283,15 @@ func (n *Node) waitApplied(ctx context.Context, index uint64) error {
 
 // wireResult is engine.Result as it crosses between nodes.
 type wireResult struct {
-	Err         *wireError      `json:"err,omitempty"`
-	Index       uint64          `json:"index"`
-	Version     int             `json:"version,omitempty"`
-	ExecutionID string          `json:"execution_id,omitempty"`
-	Created     bool            `json:"created,omitempty"`
-	Tasks       []*storage.Task `json:"tasks,omitempty"`
-	Accepted    bool            `json:"accepted,omitempty"`
-	Reclaimed   int             `json:"reclaimed,omitempty"`
+	Err         *wireError         `json:"err,omitempty"`
+	Index       uint64             `json:"index"`
+	Version     int                `json:"version,omitempty"`
+	ExecutionID string             `json:"execution_id,omitempty"`
+	Execution   *storage.Execution `json:"execution,omitempty"`
+	Created     bool               `json:"created,omitempty"`
+	Tasks       []*storage.Task    `json:"tasks,omitempty"`
+	Accepted    bool               `json:"accepted,omitempty"`
+	Reclaimed   int                `json:"reclaimed,omitempty"`
 }
 
 type wireError struct {
@@ -314,7 +315,7 @@ var errorKinds = []struct {
 }
 
 func newWireResult(r engine.Result) *wireResult {
-	w := &wireResult{Index: r.Index, Version: r.Version, ExecutionID: r.ExecutionID, Created: r.Created, Tasks: r.Tasks, Accepted: r.Accepted, Reclaimed: r.Reclaimed}
+	w := &wireResult{Index: r.Index, Version: r.Version, ExecutionID: r.ExecutionID, Execution: r.Execution, Created: r.Created, Tasks: r.Tasks, Accepted: r.Accepted, Reclaimed: r.Reclaimed}
 	if r.Err != nil {
 		w.Err = &wireError{Kind: "error", Msg: r.Err.Error()}
 		for _, k := range errorKinds {
@@ -328,7 +329,7 @@ func newWireResult(r engine.Result) *wireResult {
 }
 
 func (w *wireResult) result() engine.Result {
-	r := engine.Result{Index: w.Index, Version: w.Version, ExecutionID: w.ExecutionID, Created: w.Created, Tasks: w.Tasks, Accepted: w.Accepted, Reclaimed: w.Reclaimed}
+	r := engine.Result{Index: w.Index, Version: w.Version, ExecutionID: w.ExecutionID, Execution: w.Execution, Created: w.Created, Tasks: w.Tasks, Accepted: w.Accepted, Reclaimed: w.Reclaimed}
 	if w.Err != nil {
 		r.Err = &remoteError{msg: w.Err.Msg}
 		for _, k := range errorKinds {

@@ -606,7 +606,9 @@ func (a *applier) end(exec *storage.Execution, status ExecutionStatus, output js
 	if err != nil || !ok {
 		return err
 	}
-	exec.Status = string(status)
+	// exec now matches the stored row.
+	exec.Status, exec.Output, exec.Error = string(status), upd.Output, upd.Error
+	exec.UpdatedAt, exec.FinishedAt = a.st.Now, upd.FinishedAt
 	if _, err := a.tx.DeleteExecutionTasks(a.ctx, exec.TenantID, exec.ID); err != nil {
 		return err
 	}

@@ -218,6 +218,10 @@ type Result struct {
 
 	Version     int             // PutWorkflow
 	ExecutionID string          // StartExecution
+	// Execution is, for StartExecution, the execution with its nodes as
+	// the command left it when it ended within the command (pure
+	// builtins only): the proposer need not read it back. Nil otherwise.
+	Execution *storage.Execution
 	Created     bool            // StartExecution: false when the idempotency key was used before; RegisterAction: false when the version existed identically
 	Tasks       []*storage.Task // ClaimTasks
 	Accepted    bool            // CompleteTask, RenewLease: the token still held the lease

@@ -276,7 +276,12 @@ func (a *applier) startExecution(c *StartExecution) (Result, error) {
 	if existing != nil {
 		return Result{ExecutionID: existing.ID}, nil
 	}
-	return Result{ExecutionID: exec.ID, Created: true}, nil
+	res := Result{ExecutionID: exec.ID, Created: true}
+	if ExecutionStatus(exec.Status).Terminal() {
+		// Final: nothing later in the command can change it.
+		res.Execution = exec
+	}
+	return res, nil
 }
 
 // create stores exec (tenant, id, input, idempotency key and parent

@@ -182,6 +182,9 @@ func (s *Service) StartExecution(ctx context.Context, req StartRequest) (*storag
 		}
 		return nil, false, err
 	}
+	if e := res.Execution; e != nil {
+		return e, res.Created, s.expand(ctx, e)
+	}
 	e, err := s.GetExecution(ctx, req.Tenant, res.ExecutionID)
 	return e, res.Created, err
 }

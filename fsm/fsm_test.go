@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -111,7 +112,10 @@ func (h *harness) runToEnd() {
 func TestApplyRunsExecution(t *testing.T) {
 	h := newHarness(t, filepath.Join(t.TempDir(), "s.db"))
 	h.apply(&engine.PutWorkflow{Tenant: "default", ID: "chain", Definition: json.RawMessage(chain)})
-	h.apply(&engine.StartExecution{Tenant: "default", ExecutionID: "e1", WorkflowID: "chain", Input: json.RawMessage(`{"n":20}`)})
+	res := h.apply(&engine.StartExecution{Tenant: "default", ExecutionID: "e1", WorkflowID: "chain", Input: json.RawMessage(`{"n":20}`)})
+	if res[0].Execution != nil {
+		t.Fatalf("start of a running execution returned it as %s", res[0].Execution.Status)
+	}
 	h.runToEnd()
 	e, err := h.store.GetExecution(context.Background(), "default", "e1")
 	if err != nil {
@@ -307,13 +311,18 @@ func TestFailingNodeFailsExecution(t *testing.T) {
 func TestPureBuiltinsRunInApply(t *testing.T) {
 	h := newHarness(t, filepath.Join(t.TempDir(), "s.db"))
 	h.apply(&engine.PutWorkflow{Tenant: "default", ID: "set", Definition: json.RawMessage(setChain)})
-	h.apply(&engine.StartExecution{Tenant: "default", ExecutionID: "e1", WorkflowID: "set", Input: json.RawMessage(`{"n":20}`)})
+	res := h.apply(&engine.StartExecution{Tenant: "default", ExecutionID: "e1", WorkflowID: "set", Input: json.RawMessage(`{"n":20}`)})
 	e, err := h.store.GetExecution(context.Background(), "default", "e1")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if e.Status != "succeeded" || string(e.Output) != `"n=42"` {
 		t.Fatalf("execution = %s output %s, want succeeded \"n=42\"", e.Status, e.Output)
+	}
+	// The proposer gets the finished execution without reading it back:
+	// it must be exactly what was stored.
+	if got := res[0].Execution; !reflect.DeepEqual(got, e) {
+		t.Fatalf("result execution:\n%+v\nstored:\n%+v", got, e)
 	}
 	j, err := h.store.Journal(context.Background(), "default", "e1", 0, 0)
 	if err != nil {

@@ -40,6 +40,11 @@ func (tx *Tx) CreateExecution(ctx context.Context, e *storage.Execution, first s
 		}
 		return nil, false, fmt.Errorf("sqlite: create execution %q: %w", e.ID, err)
 	}
+	tx.remember(e.TenantID, e.ID, true)
+	if p := tx.memo.execs[execKey{e.TenantID, e.ParentID}]; p != nil && e.ParentID != "" {
+		p.children = true
+	}
+	tx.countChange("", e.Status)
 
 	// Map order is random; inserting in id order keeps the database file
 	// identical on every replica.
@@ -49,9 +54,7 @@ func (tx *Tx) CreateExecution(ctx context.Context, e *storage.Execution, first s
 	}
 	slices.Sort(ids)
 	for _, id := range ids {
-		if err := tx.putNode(ctx, e.TenantID, e.ID, id, e.Nodes[id]); err != nil {
-			return nil, false, err
-		}
+		tx.putNodeLater(nodeKey{execKey{e.TenantID, e.ID}, id}, e.Nodes[id])
 	}
 	if _, err := tx.AppendJournal(ctx, e.TenantID, e.ID, first); err != nil {
 		return nil, false, err
@@ -70,6 +73,7 @@ func (tx *Tx) GetExecution(ctx context.Context, tenant, id string) (*storage.Exe
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: get execution %q: %w", id, err)
 	}
+	tx.remember(tenant, id, false)
 	if e.Nodes, err = tx.nodes(ctx, tenant, id); err != nil {
 		return nil, err
 	}
@@ -77,6 +81,9 @@ func (tx *Tx) GetExecution(ctx context.Context, tenant, id string) (*storage.Exe
 }
 
 func (tx *Tx) nodes(ctx context.Context, tenant, executionID string) (map[string]*storage.NodeState, error) {
+	if err := tx.flush(ctx); err != nil {
+		return nil, err
+	}
 	rows, err := tx.stmt(ctx, stmtNodeList).QueryContext(ctx, tenant, executionID)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: get nodes of execution %q: %w", executionID, err)
@@ -138,6 +145,9 @@ func (tx *Tx) ListExecutions(ctx context.Context, tenant string, f storage.Execu
 // subworkflow nodes, in creation order, without node states. An empty
 // parentID has no children: top-level executions are nobody's.
 func (tx *Tx) ChildExecutions(ctx context.Context, tenant, parentID string) ([]*storage.Execution, error) {
+	if m := tx.createdHere(tenant, parentID); m != nil && !m.children {
+		return nil, nil
+	}
 	what := fmt.Sprintf("child executions of %q", parentID)
 	out, _, err := tx.queryExecutions(ctx, what, stmtExecutionChildren, tenant, parentID)
 	return out, err
@@ -147,17 +157,35 @@ func (tx *Tx) ChildExecutions(ctx context.Context, tenant, parentID string) ([]*
 // in creation order (all when limit <= 0), without node states. Creation
 // order is insertion order rather than CreatedAt, as for ReadyTasks.
 func (tx *Tx) PendingExecutions(ctx context.Context, limit int) ([]*storage.Execution, error) {
+	const pending = "pending"
+	if n, ok := tx.memo.counts[pending]; ok && n == 0 {
+		return nil, nil
+	}
 	out, _, err := tx.queryExecutions(ctx, "pending executions", stmtExecutionPending, limitArg(limit))
+	if err == nil && (limit <= 0 || len(out) < limit) {
+		tx.memoCount(pending, len(out))
+	}
 	return out, err
+}
+
+func (tx *Tx) memoCount(status string, n int) {
+	if tx.memo.counts == nil {
+		tx.memo.counts = make(map[string]int)
+	}
+	tx.memo.counts[status] = n
 }
 
 // CountExecutions returns how many executions of every tenant are in
 // status.
 func (tx *Tx) CountExecutions(ctx context.Context, status string) (int, error) {
+	if n, ok := tx.memo.counts[status]; ok {
+		return n, nil
+	}
 	var n int
 	if err := tx.stmt(ctx, stmtExecutionCount).QueryRowContext(ctx, status).Scan(&n); err != nil {
 		return 0, fmt.Errorf("sqlite: count %q executions: %w", status, err)
 	}
+	tx.memoCount(status, n)
 	return n, nil
 }
 
@@ -177,6 +205,9 @@ func (tx *Tx) ExecutionByKey(ctx context.Context, tenant, workflowID, key string
 // It reads every node of the tenant: quotas call it once, when a storage
 // quota is set, and count from there.
 func (tx *Tx) StoredBytes(ctx context.Context, tenant string) (int64, error) {
+	if err := tx.flush(ctx); err != nil {
+		return 0, err
+	}
 	var n int64
 	if err := tx.stmt(ctx, stmtStoredBytes).QueryRowContext(ctx, tenant).Scan(&n); err != nil {
 		return 0, fmt.Errorf("sqlite: stored bytes: %w", err)
@@ -272,6 +303,8 @@ func (tx *Tx) Transition(ctx context.Context, tenant, id, from, to string, entry
 		}
 		return false, nil
 	}
+	tx.remember(tenant, id, false)
+	tx.countChange(from, to)
 	if _, err := tx.AppendJournal(ctx, tenant, id, entry); err != nil {
 		return false, err
 	}
@@ -285,37 +318,39 @@ func (tx *Tx) PutNode(ctx context.Context, tenant, executionID string, n *storag
 }
 
 func (tx *Tx) putNode(ctx context.Context, tenant, executionID, nodeID string, n *storage.NodeState) error {
-	_, err := tx.stmt(ctx, stmtNodePut).ExecContext(ctx,
-		tenant, executionID, nodeID, n.Status, n.Attempts, []byte(n.Output), n.Error,
-		unixNano(n.StartedAt), unixNano(n.FinishedAt))
-	if err != nil {
-		if constraintOf(err) == foreignKeyViolation {
-			return executionNotFound(executionID)
-		}
-		return fmt.Errorf("sqlite: put node %q of execution %q: %w", nodeID, executionID, err)
+	if _, err := tx.known(ctx, tenant, executionID); err != nil {
+		return err
 	}
+	tx.putNodeLater(nodeKey{execKey{tenant, executionID}, nodeID}, n)
 	return nil
 }
 
 // AppendJournal appends e to the execution's journal and returns its
 // sequence number. An unknown execution is storage.ErrNotFound.
 func (tx *Tx) AppendJournal(ctx context.Context, tenant, executionID string, e storage.JournalEntry) (int64, error) {
-	var seq int64
-	err := tx.stmt(ctx, stmtJournalAppend).QueryRowContext(ctx,
-		tenant, executionID, e.Type, unixNano(e.At), e.Node, e.Attempt, e.IdempotencyKey, []byte(e.Data),
-	).Scan(&seq)
+	m, err := tx.known(ctx, tenant, executionID)
 	if err != nil {
-		if constraintOf(err) == foreignKeyViolation {
-			return 0, executionNotFound(executionID)
-		}
-		return 0, fmt.Errorf("sqlite: append journal of execution %q: %w", executionID, err)
+		return 0, err
 	}
-	return seq, nil
+	if m.seq < 0 {
+		// Nothing of this execution's is buffered yet: the table is
+		// up to date for it.
+		err := tx.stmt(ctx, stmtJournalLastSeq).QueryRowContext(ctx, tenant, executionID).Scan(&m.seq)
+		if err != nil {
+			return 0, fmt.Errorf("sqlite: append journal of execution %q: %w", executionID, err)
+		}
+	}
+	m.seq++
+	tx.batch.journal = append(tx.batch.journal, journalRow{exec: execKey{tenant, executionID}, seq: m.seq, entry: e})
+	return m.seq, nil
 }
 
 // Journal returns the entries with Seq > afterSeq in order, at most limit
 // (all when limit <= 0). An unknown execution has an empty journal.
 func (tx *Tx) Journal(ctx context.Context, tenant, executionID string, afterSeq int64, limit int) ([]storage.JournalEntry, error) {
+	if err := tx.flush(ctx); err != nil {
+		return nil, err
+	}
 	rows, err := tx.stmt(ctx, stmtJournalRead).QueryContext(ctx, tenant, executionID, afterSeq, limitArg(limit))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: read journal of execution %q: %w", executionID, err)

@@ -612,7 +612,7 @@ func TestQueryPlans(t *testing.T) {
 		stmtWorkflowLatest, stmtWorkflowLive, stmtWorkflowList, stmtWorkflowListAfter,
 		stmtExecutionGet, stmtExecutionByKey, stmtExecutionTransition,
 		stmtExecutionList, stmtExecutionListWorkflow, stmtExecutionListStatus,
-		stmtNodeList, stmtJournalAppend, stmtJournalRead,
+		stmtNodeList, stmtJournalLastSeq, stmtJournalRead,
 		stmtTaskGet, stmtTaskReady, stmtTaskAcquire, stmtTaskStale, stmtTaskDeleteExecution,
 		stmtExecutionChildren, stmtExecutionPending, stmtExecutionCount,
 		stmtExecutionCountActive, stmtExecutionNthRecent, stmtWorkflowCount, stmtStoredBytes,

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // stmtID names one of the statements a Store prepares once per connection
@@ -89,8 +90,17 @@ const (
 	stmtSettingPut
 	stmtSettingGet
 
-	numStmts
+	stmtJournalLastSeq
+
+	// Multi-row writes, flushed by Tx at commit: stmtJournalBatch+k
+	// inserts 1<<k journal rows, stmtNodeBatch+k upserts 1<<k node rows.
+	stmtJournalBatch
+	stmtNodeBatch = stmtJournalBatch + batchKinds
+	numStmts      = stmtNodeBatch + batchKinds
 )
+
+// batchKinds is the number of multi-row statement sizes: 1, 2, 4 … 64 rows.
+const batchKinds = 7
 
 // Column lists shared by the statements and the scan functions that read
 // their rows; the two must stay in the same order.
@@ -112,7 +122,7 @@ const (
 // Every ORDER BY ends in a unique column so that results, and anything the
 // caller derives from them, are the same on every replica.
 func statements() [numStmts]string {
-	return [numStmts]string{
+	s := [numStmts]string{
 		stmtWorkflowRetire: `UPDATE workflows SET latest = 0
 			WHERE tenant_id = ? AND id = ? AND latest = 1 RETURNING version`,
 		stmtWorkflowInsert: `INSERT INTO workflows (` + workflowCols + `, latest, deleted)
@@ -277,7 +287,26 @@ func statements() [numStmts]string {
 		stmtSettingPut: `INSERT INTO meta (key, value) VALUES ('setting:' || ?, ?)
 			ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
 		stmtSettingGet: `SELECT value FROM meta WHERE key = 'setting:' || ?`,
+
+		stmtJournalLastSeq: `SELECT COALESCE(MAX(seq), 0) FROM journal WHERE tenant_id = ? AND execution_id = ?`,
 	}
+	for k := range batchKinds {
+		n := 1 << k
+		s[stmtJournalBatch+stmtID(k)] = `INSERT INTO journal (tenant_id, execution_id, ` + journalCols + `)
+			VALUES ` + placeholders(n, 9)
+		s[stmtNodeBatch+stmtID(k)] = `INSERT INTO nodes (tenant_id, execution_id, ` + nodeCols + `)
+			VALUES ` + placeholders(n, 9) + `
+			ON CONFLICT (tenant_id, execution_id, node_id) DO UPDATE SET
+				status = excluded.status, attempts = excluded.attempts, output = excluded.output,
+				error = excluded.error, started_at = excluded.started_at, finished_at = excluded.finished_at`
+	}
+	return s
+}
+
+// placeholders returns rows groups of cols "?" each: "(?, ?), (?, ?)".
+func placeholders(rows, cols int) string {
+	row := "(" + strings.Repeat("?, ", cols-1) + "?)"
+	return strings.Repeat(row+", ", rows-1) + row
 }
 
 // listExecutionsSQL builds one of the four ListExecutions statements. Each

@@ -240,7 +240,11 @@ func runTx(ctx context.Context, db *sql.DB, base *stmts, opts *sql.TxOptions, fn
 	}
 	// Rolls back when fn fails or panics; after Commit it is a no-op.
 	defer sqlTx.Rollback()
-	if err := fn(&Tx{tx: sqlTx, base: base}); err != nil {
+	tx := &Tx{tx: sqlTx, base: base}
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if err := tx.flush(ctx); err != nil {
 		return err
 	}
 	if err := sqlTx.Commit(); err != nil {

@@ -26,6 +26,9 @@ func (tx *Tx) CreateTask(ctx context.Context, t *storage.Task) error {
 	if err != nil {
 		return fmt.Errorf("sqlite: create task %q: %w", t.ID, err)
 	}
+	if m := tx.createdHere(t.TenantID, t.ExecutionID); m != nil {
+		m.tasks = true
+	}
 	return nil
 }
 
@@ -109,6 +112,9 @@ func (tx *Tx) DeleteTask(ctx context.Context, taskID string, token uint64) (bool
 // DeleteExecutionTasks removes every task of an execution and returns how
 // many there were.
 func (tx *Tx) DeleteExecutionTasks(ctx context.Context, tenant, executionID string) (int, error) {
+	if m := tx.createdHere(tenant, executionID); m != nil && !m.tasks {
+		return 0, nil
+	}
 	res, err := tx.stmt(ctx, stmtTaskDeleteExecution).ExecContext(ctx, tenant, executionID)
 	if err != nil {
 		return 0, fmt.Errorf("sqlite: delete tasks of execution %q: %w", executionID, err)

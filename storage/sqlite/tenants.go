@@ -25,19 +25,29 @@ func (tx *Tx) CreateTenant(ctx context.Context, t *storage.Tenant) error {
 	if !inserted {
 		return fmt.Errorf("tenant %q exists: %w", t.ID, storage.ErrConflict)
 	}
+	delete(tx.memo.tenants, t.ID)
 	return nil
 }
 
 // GetTenant returns a tenant.
 func (tx *Tx) GetTenant(ctx context.Context, id string) (*storage.Tenant, error) {
-	t, err := scanTenant(tx.stmt(ctx, stmtTenantGet).QueryRowContext(ctx, id))
-	if errors.Is(err, sql.ErrNoRows) {
+	t, ok := tx.memo.tenants[id]
+	if !ok {
+		var err error
+		t, err = scanTenant(tx.stmt(ctx, stmtTenantGet).QueryRowContext(ctx, id))
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return nil, fmt.Errorf("sqlite: get tenant %q: %w", id, err)
+		}
+		if tx.memo.tenants == nil {
+			tx.memo.tenants = make(map[string]*storage.Tenant)
+		}
+		tx.memo.tenants[id] = t // nil when there is none
+	}
+	if t == nil {
 		return nil, fmt.Errorf("tenant %q: %w", id, storage.ErrNotFound)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: get tenant %q: %w", id, err)
-	}
-	return t, nil
+	c := *t
+	return &c, nil
 }
 
 // ListTenants returns the default tenant, then the others by id. A page
@@ -98,6 +108,7 @@ func (tx *Tx) SetTenantQuota(ctx context.Context, id string, q storage.Quota) er
 	if !found {
 		return fmt.Errorf("tenant %q: %w", id, storage.ErrNotFound)
 	}
+	delete(tx.memo.tenants, id)
 	return nil
 }
 

@@ -24,6 +24,9 @@ func (tx *Tx) CreateTimer(ctx context.Context, t *storage.Timer) error {
 	if err != nil {
 		return fmt.Errorf("sqlite: create timer %q: %w", t.ID, err)
 	}
+	if m := tx.createdHere(t.TenantID, t.ExecutionID); m != nil {
+		m.timers = true
+	}
 	return nil
 }
 
@@ -76,6 +79,9 @@ func (tx *Tx) DeleteTimer(ctx context.Context, id string) (bool, error) {
 // DeleteExecutionTimers removes every timer of an execution and returns
 // how many there were.
 func (tx *Tx) DeleteExecutionTimers(ctx context.Context, tenant, executionID string) (int, error) {
+	if m := tx.createdHere(tenant, executionID); m != nil && !m.timers {
+		return 0, nil
+	}
 	res, err := tx.stmt(ctx, stmtTimerDeleteExecution).ExecContext(ctx, tenant, executionID)
 	if err != nil {
 		return 0, fmt.Errorf("sqlite: delete timers of execution %q: %w", executionID, err)

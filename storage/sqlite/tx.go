@@ -23,6 +23,9 @@ type Tx struct {
 	// bound caches base statements bound to tx, made on first use: one
 	// Update may run the same statement thousands of times.
 	bound stmts
+	// batch and memo: see batch.go.
+	batch batch
+	memo  txMemo
 }
 
 var _ storage.Repos = (*Tx)(nil)
@@ -65,15 +68,30 @@ func (tx *Tx) AppliedIndex(ctx context.Context) (uint64, error) {
 
 // Setting implements storage.SettingsRepo.
 func (tx *Tx) Setting(ctx context.Context, key string, def int64) (int64, error) {
+	if v, ok := tx.memo.settings[key]; ok {
+		if v == nil {
+			return def, nil
+		}
+		return *v, nil
+	}
 	var v int64
 	err := tx.stmt(ctx, stmtSettingGet).QueryRowContext(ctx, key).Scan(&v)
 	if errors.Is(err, sql.ErrNoRows) {
+		tx.memoSetting(key, nil)
 		return def, nil
 	}
 	if err != nil {
 		return 0, fmt.Errorf("sqlite: read setting %q: %w", key, err)
 	}
+	tx.memoSetting(key, &v)
 	return v, nil
+}
+
+func (tx *Tx) memoSetting(key string, v *int64) {
+	if tx.memo.settings == nil {
+		tx.memo.settings = make(map[string]*int64)
+	}
+	tx.memo.settings[key] = v
 }
 
 // PutSetting implements storage.SettingsRepo.
@@ -81,5 +99,6 @@ func (tx *Tx) PutSetting(ctx context.Context, key string, value int64) error {
 	if _, err := tx.stmt(ctx, stmtSettingPut).ExecContext(ctx, key, value); err != nil {
 		return fmt.Errorf("sqlite: set setting %q: %w", key, err)
 	}
+	tx.memoSetting(key, &value)
 	return nil
 }
