@@ -216,17 +216,17 @@ type Result struct {
 	// node that has applied it can read what the command wrote.
 	Index uint64
 
-	Version     int             // PutWorkflow
-	ExecutionID string          // StartExecution
+	Version     int    // PutWorkflow
+	ExecutionID string // StartExecution
 	// Execution is, for StartExecution, the execution with its nodes as
 	// the command left it when it ended within the command (pure
 	// builtins only): the proposer need not read it back. Nil otherwise.
 	Execution *storage.Execution
-	Created     bool            // StartExecution: false when the idempotency key was used before; RegisterAction: false when the version existed identically
-	Tasks       []*storage.Task // ClaimTasks
-	Accepted    bool            // CompleteTask, RenewLease: the token still held the lease
-	Reclaimed   int             // ReclaimTasks
-	Fired       int             // FireTimers
+	Created   bool            // StartExecution: false when the idempotency key was used before; RegisterAction: false when the version existed identically
+	Tasks     []*storage.Task // ClaimTasks
+	Accepted  bool            // CompleteTask, RenewLease: the token still held the lease
+	Reclaimed int             // ReclaimTasks
+	Fired     int             // FireTimers
 }
 
 // Event tells observers what an applied command changed; events are
