@@ -10,7 +10,7 @@ import (
 // learns that something changed and reads the store to see what.
 type Hub struct {
 	mu       sync.Mutex
-	watchers map[string]map[chan struct{}]struct{} // by execution id
+	watchers map[string]map[chan struct{}]bool // by execution id; true: only its end
 	finished map[chan string]struct{}              // ids of executions that ended
 	tasks    map[chan struct{}]struct{}            // one per waiter for tasks
 	timers   chan struct{}
@@ -22,7 +22,7 @@ type Hub struct {
 // NewHub returns an empty Hub.
 func NewHub() *Hub {
 	return &Hub{
-		watchers: make(map[string]map[chan struct{}]struct{}),
+		watchers: make(map[string]map[chan struct{}]bool),
 		finished: make(map[chan string]struct{}),
 		tasks:    make(map[chan struct{}]struct{}),
 		timers:   make(chan struct{}, 1),
@@ -51,8 +51,10 @@ func (h *Hub) Publish(events []Event) {
 				}
 			}
 		}
-		for ch := range h.watchers[ev.ExecutionID] {
-			notify(ch)
+		for ch, endOnly := range h.watchers[ev.ExecutionID] {
+			if !endOnly || ev.Kind == EventExecutionFinished {
+				notify(ch)
+			}
 		}
 	}
 	if tasks {
@@ -69,14 +71,24 @@ func (h *Hub) Publish(events []Event) {
 // Watch returns a channel signalled when the execution changes, and a
 // function that ends the watch.
 func (h *Hub) Watch(executionID string) (<-chan struct{}, func()) {
+	return h.watch(executionID, false)
+}
+
+// WatchEnd is Watch for the execution's end only: a waiter for the
+// result need not read the execution at each of its steps.
+func (h *Hub) WatchEnd(executionID string) (<-chan struct{}, func()) {
+	return h.watch(executionID, true)
+}
+
+func (h *Hub) watch(executionID string, endOnly bool) (<-chan struct{}, func()) {
 	ch := make(chan struct{}, 1)
 	h.mu.Lock()
 	set := h.watchers[executionID]
 	if set == nil {
-		set = make(map[chan struct{}]struct{})
+		set = make(map[chan struct{}]bool)
 		h.watchers[executionID] = set
 	}
-	set[ch] = struct{}{}
+	set[ch] = endOnly
 	h.mu.Unlock()
 	return ch, func() {
 		h.mu.Lock()

@@ -383,7 +383,7 @@ func (s *Service) JournalAfter(ctx context.Context, tenant, id string, after int
 // WaitExecution returns the execution once it is terminal, or as it is
 // when d has passed or ctx ends.
 func (s *Service) WaitExecution(ctx context.Context, tenant, id string, d time.Duration) (*storage.Execution, error) {
-	ch, stop := s.hub.Watch(id)
+	ch, stop := s.hub.WatchEnd(id)
 	defer stop()
 	timer := time.NewTimer(d)
 	defer timer.Stop()

@@ -11,7 +11,10 @@
 //     registered first), the cost of running a node in the WebAssembly
 //     sandbox;
 //   - fanout: one builtin.set root, 100 parallel builtin.set nodes after it
-//     and one join after all of them (102 nodes per execution).
+//     and one join after all of them (102 nodes per execution);
+//   - http: three builtin.http nodes in a chain, each a GET to an echo
+//     server that nebula-bench runs on loopback: every node is a task a
+//     worker claims, runs and reports.
 //
 // The delay workload is different: it starts -count executions of a single
 // builtin.delay node without waiting, then polls the running executions
@@ -29,6 +32,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"sort"
@@ -99,17 +103,26 @@ func main() {
 	clients := flag.Int("clients", 32, "concurrent clients")
 	count := flag.Int("count", 1000, "executions to start")
 	wait := flag.Duration("wait", 30*time.Second, "how long each request waits for its execution")
-	name := flag.String("workload", "chain", "chain, set, wasm, fanout or delay")
+	name := flag.String("workload", "chain", "chain, set, wasm, fanout, http or delay")
 	module := flag.String("module", "", "wasm workload: the wordcount module to register (GOOS=wasip1 GOARCH=wasm go build ./examples/actions/wordcount)")
 	delay := flag.Duration("delay", 30*time.Second, "delay workload: the builtin.delay duration")
 	pid := flag.Int("pid", 0, "the server's process id, to print its RSS after the run (default: look for a nebula process with -addr's port in its arguments)")
 	flag.Parse()
 	w, ok := workloads[*name]
-	if *name == "delay" {
+	switch *name {
+	case "delay":
 		ok = true
+	case "http":
+		url, stop, err := echoServer()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "nebula-bench:", err)
+			os.Exit(1)
+		}
+		defer stop()
+		w, ok = httpWorkload(url), true
 	}
 	if *clients < 1 || *count < 1 || !ok || (*name == "wasm" && *module == "") || *delay <= 0 {
-		fmt.Fprintln(os.Stderr, "nebula-bench: -clients, -count and -delay must be positive, -workload chain, set, wasm, fanout or delay, and wasm needs -module")
+		fmt.Fprintln(os.Stderr, "nebula-bench: -clients, -count and -delay must be positive, -workload chain, set, wasm, fanout, http or delay, and wasm needs -module")
 		os.Exit(2)
 	}
 	addrs := strings.Split(*addr, ",")
@@ -259,4 +272,38 @@ func do(ctx context.Context, hc *http.Client, method, url, body string, want int
 		return json.Unmarshal(b, out)
 	}
 	return nil
+}
+
+// httpWorkload is the chain with three builtin.http nodes instead of
+// builtin.set: each is a task that a worker claims, runs and reports.
+func httpWorkload(echo string) workload {
+	wf := fmt.Sprintf(`{
+  "id": "bench-http",
+  "name": "3-node builtin.http chain",
+  "nodes": [
+    {"id": "a", "action": "builtin.http", "params": {"method": "GET", "url": "%[1]s/a?n={{ input.n }}"}},
+    {"id": "b", "action": "builtin.http", "params": {"method": "GET", "url": "%[1]s/b?n={{ nodes.a.output.body.n }}"}},
+    {"id": "c", "action": "builtin.http", "params": {"method": "GET", "url": "%[1]s/c?n={{ nodes.b.output.body.n }}"}}
+  ],
+  "connections": [{"from": "a", "to": "b"}, {"from": "b", "to": "c"}]
+}`, echo)
+	return workload{"bench-http", wf, "chain (3 x builtin.http to a local echo server)", func(i int64) string {
+		return fmt.Sprintf(`{"input": {"n": %d}}`, i)
+	}}
+}
+
+// echoServer serves {"n": <query n>} on a loopback port, for the http
+// workload; the server must allow private targets (the desktop preset
+// does).
+func echoServer() (url string, stop func(), err error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, fmt.Errorf("echo server: %w", err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"n": %q}`, r.URL.Query().Get("n"))
+	})}
+	go srv.Serve(ln)
+	return "http://" + ln.Addr().String(), func() { srv.Close() }, nil
 }

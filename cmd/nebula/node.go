@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -199,6 +200,12 @@ const (
 func serve(cfg *config.Config, r role) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if os.Getenv("GOGC") == "" {
+		// A node allocates briskly and keeps little alive: collecting at
+		// five times the live heap rather than twice does a third of the
+		// GC work for a few tens of MiB. GOGC in the environment wins.
+		debug.SetGCPercent(400)
+	}
 	return runNode(ctx, cfg, r, newLogger())
 }
 
