@@ -11,8 +11,8 @@ import (
 type Hub struct {
 	mu       sync.Mutex
 	watchers map[string]map[chan struct{}]bool // by execution id; true: only its end
-	finished map[chan string]struct{}              // ids of executions that ended
-	tasks    map[chan struct{}]struct{}            // one per waiter for tasks
+	finished map[chan string]struct{}          // ids of executions that ended
+	tasks    map[chan struct{}]struct{}        // one per waiter for tasks
 	timers   chan struct{}
 	// workflows counts applied workflow and tenant changes, so that
 	// caches of definitions (the trigger index) know when to rebuild.

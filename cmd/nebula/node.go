@@ -202,9 +202,9 @@ func serve(cfg *config.Config, r role) error {
 	defer stop()
 	if os.Getenv("GOGC") == "" {
 		// A node allocates briskly and keeps little alive: collecting at
-		// five times the live heap rather than twice does a third of the
-		// GC work for a few tens of MiB. GOGC in the environment wins.
-		debug.SetGCPercent(400)
+		// three times the live heap rather than twice does half the GC
+		// work for a few tens of MiB. GOGC in the environment wins.
+		debug.SetGCPercent(200)
 	}
 	return runNode(ctx, cfg, r, newLogger())
 }
