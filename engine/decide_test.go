@@ -238,3 +238,28 @@ func TestPlanConcurrentUse(t *testing.T) {
 		t.Errorf("results = %v, want %v", got, want)
 	}
 }
+
+// journalData must write what json.Marshal writes: replicas and older
+// journals hold those bytes.
+func TestJournalDataMatchesMarshal(t *testing.T) {
+	for _, data := range []map[string]any{
+		{"output": json.RawMessage(` { "a" : [1, 2.5e3, "<b>&</b>"], "u": "\u2028" } `)},
+		{"inputs": json.RawMessage(nil)},
+		{"inputs": nil},
+		{"error": "bad <input> & \"quotes\" \u2029 é"},
+		{"reason": ""},
+		{},
+		{"error": "x", "retry_at": "2026-01-01T00:00:00Z"},
+		{"Output": json.RawMessage(`1`)},
+		{"count": 3},
+	} {
+		want, werr := json.Marshal(data)
+		got, gerr := journalData(data)
+		if string(got) != string(want) || (werr == nil) != (gerr == nil) {
+			t.Errorf("journalData(%v) = %s, %v; json.Marshal = %s, %v", data, got, gerr, want, werr)
+		}
+	}
+	if _, err := journalData(map[string]any{"output": json.RawMessage(`{bad`)}); err == nil {
+		t.Error("invalid JSON accepted")
+	}
+}

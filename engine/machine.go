@@ -172,6 +172,9 @@ type applier struct {
 	// promoteDue: a slot may have freed, so waiting executions may start
 	// once the command's own work is done.
 	promoteDue bool
+	// decoded holds scope's values by execution, then node ("" for the
+	// input).
+	decoded map[string]map[string]decoded
 }
 
 func (a *applier) emit(kind EventKind, tenant, execID string) {
@@ -476,7 +479,7 @@ func (a *applier) load(tenant, id string) (*storage.Execution, *storage.Workflow
 }
 
 func (a *applier) entry(typ, node string, attempt int, key string, data map[string]any) storage.JournalEntry {
-	raw, err := json.Marshal(data)
+	raw, err := journalData(data)
 	if err != nil {
 		// Every value here is JSON already or a string.
 		panic(fmt.Sprintf("engine: journal data: %v", err))
@@ -503,23 +506,55 @@ func nodeState(exec *storage.Execution, id string) *storage.NodeState {
 // in the blob store. A blob that cannot be read is a storage failure: the
 // node stops rather than decide on a different scope than its peers.
 func (a *applier) scope(exec *storage.Execution) (*Scope, error) {
-	input, err := DecodeValue(exec.Input)
+	// An execution advances several times within one command; each value
+	// is decoded once and reused while its stored form is unchanged.
+	// Nothing writes into decoded values, so sharing them is safe.
+	memo := a.decoded[exec.ID]
+	if memo == nil {
+		if a.decoded == nil {
+			a.decoded = make(map[string]map[string]decoded)
+		}
+		memo = make(map[string]decoded, len(exec.Nodes)+1)
+		a.decoded[exec.ID] = memo
+	}
+	value := func(key string, stored json.RawMessage, expand bool) (any, error) {
+		if d, ok := memo[key]; ok && bytes.Equal(d.stored, stored) {
+			return d.value, nil
+		}
+		raw := stored
+		if expand {
+			var err error
+			if raw, err = ExpandOutput(a.ctx, a.m.blobs, stored); err != nil {
+				return nil, err
+			}
+		}
+		v, err := DecodeValue(raw)
+		if err != nil {
+			return nil, err
+		}
+		memo[key] = decoded{stored: stored, value: v}
+		return v, nil
+	}
+	input, err := value("", exec.Input, false)
 	if err != nil {
 		return nil, fmt.Errorf("execution %s input: %w", exec.ID, err)
 	}
 	s := &Scope{Input: input, Nodes: make(map[string]NodeView, len(exec.Nodes)), ExecutionID: exec.ID, WorkflowID: exec.WorkflowID}
 	for id, n := range exec.Nodes {
-		raw, err := ExpandOutput(a.ctx, a.m.blobs, n.Output)
-		if err != nil {
-			return nil, fmt.Errorf("execution %s node %s: %w", exec.ID, id, err)
-		}
-		out, err := DecodeValue(raw)
+		// Node ids are never empty, so "" cannot clash with the input.
+		out, err := value(id, n.Output, true)
 		if err != nil {
 			return nil, fmt.Errorf("execution %s node %s output: %w", exec.ID, id, err)
 		}
 		s.Nodes[id] = NodeView{Status: NodeStatus(n.Status), Output: out, Error: n.Error}
 	}
 	return s, nil
+}
+
+// decoded is a value scope decoded and the stored form it came from.
+type decoded struct {
+	stored json.RawMessage
+	value  any
 }
 
 // plan returns the compiled plan of a stored workflow version.
@@ -560,4 +595,46 @@ func (a *applier) resealCredential(c *ResealCredential) (Result, error) {
 	}
 	cur.Data = c.Sealed
 	return Result{}, a.tx.PutCredential(a.ctx, cur)
+}
+
+// journalData encodes an entry's data exactly as json.Marshal does. Nearly
+// every entry holds one field, a JSON value or a string: those are
+// written directly, since reflection over a map was a noticeable part of
+// applying an execution.
+func journalData(data map[string]any) ([]byte, error) {
+	if len(data) != 1 {
+		return json.Marshal(data)
+	}
+	for k, v := range data {
+		for _, c := range []byte(k) {
+			if (c < 'a' || c > 'z') && c != '_' {
+				return json.Marshal(data)
+			}
+		}
+		buf := bytes.NewBuffer(make([]byte, 0, len(k)+16))
+		buf.WriteString(`{"` + k + `":`)
+		switch v := v.(type) {
+		case json.RawMessage:
+			if v == nil {
+				buf.WriteString("null")
+				break
+			}
+			var c bytes.Buffer
+			if err := json.Compact(&c, v); err != nil {
+				return nil, err
+			}
+			json.HTMLEscape(buf, c.Bytes())
+		case string:
+			s, err := json.Marshal(v)
+			if err != nil {
+				return nil, err
+			}
+			buf.Write(s)
+		default:
+			return json.Marshal(data)
+		}
+		buf.WriteByte('}')
+		return buf.Bytes(), nil
+	}
+	panic("unreachable")
 }

@@ -22,8 +22,8 @@ import (
 //     order of the calls, so every replica still writes identical rows.
 //   - Journal sequence numbers are counted per execution in memory after
 //     one lookup.
-//   - Execution counts by status, settings and tenants read once are kept
-//     and updated by the transaction's own writes.
+//   - Execution counts by status, and settings, tenants and workflows
+//     read once, are kept and updated by the transaction's own writes.
 //   - An execution created in the transaction has no tasks, timers or
 //     children but those created in it, so deleting or listing them needs
 //     no statement when there are none.
@@ -73,6 +73,13 @@ type txMemo struct {
 	counts   map[string]int // executions by status, for statuses counted
 	settings map[string]*int64
 	tenants  map[string]*storage.Tenant // nil value: no such tenant
+	// workflows found by GetWorkflow; any workflow write clears them.
+	workflows map[workflowKey]*storage.Workflow
+}
+
+type workflowKey struct {
+	tenant, id string
+	version    int
 }
 
 // known returns the memo of an execution that exists, checking once.

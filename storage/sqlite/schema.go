@@ -219,6 +219,47 @@ CREATE UNIQUE INDEX tokens_hash ON tokens (hash);
 -- ListTokens, in creation order.
 CREATE INDEX tokens_tenant ON tokens (tenant_id, created_at, id);
 `,
+		// Version 5: node states and journal rows are only ever found by
+		// their primary key, so they become WITHOUT ROWID tables: each row
+		// is one b-tree entry instead of a table row plus an index entry,
+		// which halves the writes of the hottest tables.
+		`
+CREATE TABLE nodes_v5 (
+	tenant_id    TEXT    NOT NULL,
+	execution_id TEXT    NOT NULL,
+	node_id      TEXT    NOT NULL,
+	status       TEXT    NOT NULL,
+	attempts     INTEGER NOT NULL,
+	output       BLOB,
+	error        TEXT    NOT NULL,
+	started_at   INTEGER NOT NULL,
+	finished_at  INTEGER NOT NULL,
+	PRIMARY KEY (tenant_id, execution_id, node_id),
+	FOREIGN KEY (tenant_id, execution_id) REFERENCES executions (tenant_id, id)
+) STRICT, WITHOUT ROWID;
+INSERT INTO nodes_v5 SELECT tenant_id, execution_id, node_id, status, attempts, output, error, started_at, finished_at
+	FROM nodes ORDER BY tenant_id, execution_id, node_id;
+DROP TABLE nodes;
+ALTER TABLE nodes_v5 RENAME TO nodes;
+
+CREATE TABLE journal_v5 (
+	tenant_id       TEXT    NOT NULL,
+	execution_id    TEXT    NOT NULL,
+	seq             INTEGER NOT NULL,
+	type            TEXT    NOT NULL,
+	at              INTEGER NOT NULL,
+	node            TEXT    NOT NULL,
+	attempt         INTEGER NOT NULL,
+	idempotency_key TEXT    NOT NULL,
+	data            BLOB,
+	PRIMARY KEY (tenant_id, execution_id, seq),
+	FOREIGN KEY (tenant_id, execution_id) REFERENCES executions (tenant_id, id)
+) STRICT, WITHOUT ROWID;
+INSERT INTO journal_v5 SELECT tenant_id, execution_id, seq, type, at, node, attempt, idempotency_key, data
+	FROM journal ORDER BY tenant_id, execution_id, seq;
+DROP TABLE journal;
+ALTER TABLE journal_v5 RENAME TO journal;
+`,
 	}
 }
 

@@ -661,3 +661,69 @@ func numParams(q string) int {
 	}
 	return strings.Count(q, "?")
 }
+
+// TestMigrationKeepsNodesAndJournal opens a database written at schema
+// version 4, before nodes and journal became WITHOUT ROWID tables, and
+// checks that their rows come through the migration unchanged and that
+// the journal goes on from its last seq.
+func TestMigrationKeepsNodesAndJournal(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "state.db")
+	db, err := sql.Open("sqlite", dsn(path, nil, "foreign_keys(1)"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, createSchemaMigrations); err != nil {
+		t.Fatal(err)
+	}
+	for v, m := range migrations()[:4] {
+		if _, err := db.ExecContext(ctx, m); err != nil {
+			t.Fatalf("migration %d: %v", v+1, err)
+		}
+		if _, err := db.ExecContext(ctx, `INSERT INTO schema_migrations (version) VALUES (?)`, v+1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, q := range []string{
+		`INSERT INTO executions (tenant_id, id, workflow_id, workflow_version, status, input, output, error,
+			idempotency_key, parent_id, parent_node, created_at, updated_at, finished_at)
+			VALUES ('default', 'e1', 'w', 1, 'running', CAST('{}' AS BLOB), NULL, '', '', '', '', 1, 1, 0)`,
+		`INSERT INTO nodes VALUES ('default', 'e1', 'b', 'pending', 0, NULL, '', 0, 0)`,
+		`INSERT INTO nodes VALUES ('default', 'e1', 'a', 'succeeded', 1, CAST('{"n":1}' AS BLOB), '', 2, 3)`,
+		`INSERT INTO journal VALUES ('default', 'e1', 1, 'execution_started', 1, '', 0, '', CAST('{"input":{}}' AS BLOB))`,
+		`INSERT INTO journal VALUES ('default', 'e1', 2, 'node_attempt_started', 2, 'a', 1, 'e1/a/1', CAST('{}' AS BLOB))`,
+	} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s := openTestStoreAt(t, path)
+	e, err := s.GetExecution(ctx, "default", "e1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := e.Nodes["a"]
+	if len(e.Nodes) != 2 || a == nil || a.Status != "succeeded" || a.Attempts != 1 || string(a.Output) != `{"n":1}` || e.Nodes["b"].Status != "pending" {
+		t.Fatalf("nodes after migration: %+v", e.Nodes)
+	}
+	seq, err := s.AppendJournal(ctx, "default", "e1", storage.JournalEntry{Type: "node_attempt_finished", At: time.Unix(0, 3), Node: "a", Attempt: 1})
+	if err != nil || seq != 3 {
+		t.Fatalf("append after migration: seq %d, %v; want 3", seq, err)
+	}
+	j, err := s.Journal(ctx, "default", "e1", 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, entry := range j {
+		got = append(got, fmt.Sprintf("%d %s %s", entry.Seq, entry.Type, entry.Node))
+	}
+	want := []string{"1 execution_started ", "2 node_attempt_started a", "3 node_attempt_finished a"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("journal after migration = %q, want %q", got, want)
+	}
+}

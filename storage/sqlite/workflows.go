@@ -29,12 +29,30 @@ func (tx *Tx) PutWorkflow(ctx context.Context, w *storage.Workflow) error {
 		return fmt.Errorf("sqlite: put workflow %q: %w", w.ID, err)
 	}
 	w.Version = version
+	clear(tx.memo.workflows)
 	return nil
 }
 
 // GetWorkflow returns one version of a workflow that is not deleted; version
 // 0 means the latest.
 func (tx *Tx) GetWorkflow(ctx context.Context, tenant, id string, version int) (*storage.Workflow, error) {
+	k := workflowKey{tenant, id, version}
+	if w, ok := tx.memo.workflows[k]; ok {
+		c := *w
+		return &c, nil
+	}
+	w, err := tx.getWorkflow(ctx, tenant, id, version)
+	if err == nil {
+		if tx.memo.workflows == nil {
+			tx.memo.workflows = make(map[workflowKey]*storage.Workflow)
+		}
+		c := *w
+		tx.memo.workflows[k] = &c
+	}
+	return w, err
+}
+
+func (tx *Tx) getWorkflow(ctx context.Context, tenant, id string, version int) (*storage.Workflow, error) {
 	var row *sql.Row
 	switch {
 	case version == 0:
@@ -105,6 +123,7 @@ func (tx *Tx) DeleteWorkflow(ctx context.Context, tenant, id string) error {
 	if n == 0 {
 		return workflowNotFound(id, 0)
 	}
+	clear(tx.memo.workflows)
 	return nil
 }
 
