@@ -59,6 +59,11 @@ type CompleteTask struct {
 	Error     string
 	Retryable bool
 	Jitter    uint32
+	// Claim, if set and the result is accepted, leases ready tasks to the
+	// reporting worker once the result has been applied (Result.Tasks):
+	// the next node of a chain goes to the worker that finished the
+	// previous one in the same log entry, without a claim of its own.
+	Claim *ClaimTasks
 }
 
 // CancelExecution cancels a running or pending execution: its queued and

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -124,6 +125,17 @@ func (m *Machine) Apply(ctx context.Context, tx storage.Repos, st Stamp, cmd Com
 	}
 	if err == nil {
 		err = a.runFollowUps()
+	}
+	if c, ok := cmd.(*CompleteTask); ok && err == nil && res.Err == nil && c.Claim != nil {
+		var claimed Result
+		if claimed, err = a.claimTasks(c.Claim); err == nil {
+			res.Tasks = claimed.Tasks
+			if len(claimed.Tasks) < c.Claim.Max {
+				// Every ready task is leased now: waking the other
+				// workers would only make them claim nothing.
+				a.events = slices.DeleteFunc(a.events, func(e Event) bool { return e.Kind == EventTasksReady })
+			}
+		}
 	}
 	return res, a.events, err
 }

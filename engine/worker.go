@@ -149,14 +149,8 @@ func (w *Worker) RunDrain(claimCtx, workCtx context.Context) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				// The slot is for running actions: it frees as soon as
-				// the action returns, while the result is still being
-				// reported, so reporting overlaps with the next claim.
-				cmd := w.execute(workCtx, t)
-				free <- struct{}{}
-				if cmd != nil {
-					w.report(workCtx, t, cmd)
-				}
+				defer func() { free <- struct{}{} }()
+				w.work(ctx, workCtx, t)
 			}()
 		}
 		for range n {
@@ -293,10 +287,28 @@ func (w *Worker) stopExecution(id string) {
 	}
 }
 
-// report sends an attempt's result. A result that cannot be reported (no
-// leader, shutting down) is dropped: the lease expires and the attempt is
-// reclaimed and run again, which is why attempts carry an idempotency key.
-func (w *Worker) report(ctx context.Context, t *storage.Task, cmd *CompleteTask) {
+// work runs t in the slot its caller holds, then reports it. While claimCtx
+// lasts the report also asks for the next ready task (CompleteTask.Claim),
+// which the same slot then runs: a chain of tasks moves one log entry per
+// node instead of two, with no wait for a wake-up and a claim in between.
+func (w *Worker) work(claimCtx, workCtx context.Context, t *storage.Task) {
+	for t != nil {
+		cmd := w.execute(workCtx, t)
+		if cmd == nil {
+			return
+		}
+		if claimCtx.Err() == nil {
+			cmd.Claim = &ClaimTasks{Holder: w.cfg.Holder, Max: 1, TTL: w.cfg.LeaseTTL}
+		}
+		t = w.report(workCtx, t, cmd)
+	}
+}
+
+// report sends an attempt's result and returns the task leased with it,
+// if any. A result that cannot be reported (no leader, shutting down) is
+// dropped: the lease expires and the attempt is reclaimed and run again,
+// which is why attempts carry an idempotency key.
+func (w *Worker) report(ctx context.Context, t *storage.Task, cmd *CompleteTask) *storage.Task {
 	// The result is reported even while shutting down: the work is done.
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
@@ -309,7 +321,10 @@ func (w *Worker) report(ctx context.Context, t *storage.Task, cmd *CompleteTask)
 		w.logger.Info("result refused: lease lost", "execution", t.ExecutionID, "node", t.Node, "attempt", t.Attempt)
 	case serr != nil:
 		w.logger.Warn("cannot report result", "execution", t.ExecutionID, "node", t.Node, "attempt", t.Attempt, "err", serr)
+	case len(res.Tasks) > 0:
+		return res.Tasks[0]
 	}
+	return nil
 }
 
 func (w *Worker) runAction(ctx context.Context, t *storage.Task) (out json.RawMessage, err error) {

@@ -45,6 +45,7 @@ const (
 	typeIssueToken       byte = 17
 	typeRevokeToken      byte = 18
 	typeResealCredential byte = 19
+	typeCompleteAndClaim byte = 20
 )
 
 // ErrUnknownCommand reports a command type this version cannot apply.
@@ -140,13 +141,22 @@ func encodeCommand(e *encoder, cmd engine.Command) error {
 		e.uvarint(uint64(c.Max))
 		e.varint(int64(c.TTL))
 	case *engine.CompleteTask:
-		e.byte(typeCompleteTask)
+		if c.Claim == nil {
+			e.byte(typeCompleteTask)
+		} else {
+			e.byte(typeCompleteAndClaim)
+		}
 		e.str(c.TaskID)
 		e.uvarint(c.Token)
 		e.bytes(c.Output)
 		e.str(c.Error)
 		e.bool(c.Retryable)
 		e.uvarint(uint64(c.Jitter))
+		if c.Claim != nil {
+			e.str(c.Claim.Holder)
+			e.uvarint(uint64(c.Claim.Max))
+			e.varint(int64(c.Claim.TTL))
+		}
 	case *engine.RenewLease:
 		e.byte(typeRenewLease)
 		e.str(c.TaskID)
@@ -239,8 +249,12 @@ func decodeCommand(raw []byte) (engine.Command, error) {
 		c = &engine.StartExecution{Tenant: d.str(), ExecutionID: d.str(), WorkflowID: d.str(), Input: d.bytes(), IdempotencyKey: d.str()}
 	case typeClaimTasks:
 		c = &engine.ClaimTasks{Holder: d.str(), Max: d.count(), TTL: time.Duration(d.varint())}
-	case typeCompleteTask:
-		c = &engine.CompleteTask{TaskID: d.str(), Token: d.uvarint(), Output: d.bytes(), Error: d.str(), Retryable: d.bool(), Jitter: d.uint32()}
+	case typeCompleteTask, typeCompleteAndClaim:
+		ct := &engine.CompleteTask{TaskID: d.str(), Token: d.uvarint(), Output: d.bytes(), Error: d.str(), Retryable: d.bool(), Jitter: d.uint32()}
+		if typ == typeCompleteAndClaim {
+			ct.Claim = &engine.ClaimTasks{Holder: d.str(), Max: d.count(), TTL: time.Duration(d.varint())}
+		}
+		c = ct
 	case typeRenewLease:
 		c = &engine.RenewLease{TaskID: d.str(), Token: d.uvarint(), TTL: time.Duration(d.varint())}
 	case typeReclaimTasks:

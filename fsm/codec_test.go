@@ -21,6 +21,7 @@ func sampleCommands() []engine.Command {
 		&engine.ClaimTasks{Holder: "n1/abc", Max: 16, TTL: 30 * time.Second},
 		&engine.CompleteTask{TaskID: "e1/a/1", Token: 1<<40 | 3, Output: json.RawMessage(`{"x":true}`)},
 		&engine.CompleteTask{TaskID: "e1/a/2", Token: 7, Error: "boom", Retryable: true, Jitter: 1 << 31},
+		&engine.CompleteTask{TaskID: "e1/a/3", Token: 9, Output: json.RawMessage(`1`), Claim: &engine.ClaimTasks{Holder: "n1/w", Max: 4, TTL: 30 * time.Second}},
 		&engine.CancelExecution{Tenant: "default", ExecutionID: "e1", Reason: "by user"},
 		&engine.FireTimers{Max: 500, Jitter: 12345},
 		&engine.SetLimits{MaxConcurrentExecutions: 64},

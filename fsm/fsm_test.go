@@ -341,3 +341,45 @@ func TestPureBuiltinsRunInApply(t *testing.T) {
 		t.Fatalf("%d tasks made for pure builtins", len(tasks))
 	}
 }
+
+// TestCompleteAndClaim: a worker's report can lease the next ready task
+// to it in the same entry; when that leaves nothing ready, no other worker
+// is woken, and a refused report claims nothing.
+func TestCompleteAndClaim(t *testing.T) {
+	h := newHarness(t, filepath.Join(t.TempDir(), "s.db"))
+	var events []engine.Event
+	h.fsm.cfg.OnEvents = func(evs []engine.Event) { events = append(events, evs...) }
+	h.apply(&engine.PutWorkflow{Tenant: "default", ID: "chain", Definition: json.RawMessage(chain)})
+	h.apply(&engine.StartExecution{Tenant: "default", ExecutionID: "e1", WorkflowID: "chain", Input: json.RawMessage(`{"n":20}`)})
+	first := h.apply(&engine.ClaimTasks{Holder: "w", Max: 10, TTL: time.Minute})[0].Tasks
+	if len(first) != 1 {
+		t.Fatalf("claimed %d tasks, want 1", len(first))
+	}
+	claim := &engine.ClaimTasks{Holder: "w", Max: 4, TTL: time.Minute}
+	events = nil
+	res := h.apply(&engine.CompleteTask{TaskID: first[0].ID, Token: first[0].LeaseToken, Output: json.RawMessage(`21`), Claim: claim})[0]
+	if len(res.Tasks) != 1 || res.Tasks[0].Node != "b" || res.Tasks[0].LeaseHolder != "w" || res.Tasks[0].LeaseToken == 0 {
+		t.Fatalf("tasks leased with the report: %+v, want node b leased to w", res.Tasks)
+	}
+	for _, e := range events {
+		if e.Kind == engine.EventTasksReady {
+			t.Errorf("tasks-ready event although every ready task was leased")
+		}
+	}
+	if left := h.apply(&engine.ClaimTasks{Holder: "other", Max: 10, TTL: time.Minute})[0].Tasks; len(left) != 0 {
+		t.Fatalf("%d tasks left to claim", len(left))
+	}
+	stale := h.applyRaw(&engine.CompleteTask{TaskID: first[0].ID, Token: first[0].LeaseToken, Output: json.RawMessage(`1`), Claim: claim})[0]
+	if !errors.Is(stale.Err, engine.ErrStaleLease) || len(stale.Tasks) != 0 {
+		t.Fatalf("stale report: err %v, %d tasks; want ErrStaleLease and none", stale.Err, len(stale.Tasks))
+	}
+	second := res.Tasks[0]
+	done := h.apply(&engine.CompleteTask{TaskID: second.ID, Token: second.LeaseToken, Output: json.RawMessage(`42`), Claim: claim})[0]
+	if len(done.Tasks) != 0 {
+		t.Fatalf("claimed %d tasks after the last node", len(done.Tasks))
+	}
+	e, err := h.store.GetExecution(context.Background(), "default", "e1")
+	if err != nil || e.Status != "succeeded" {
+		t.Fatalf("execution: %v, %v; want succeeded", e, err)
+	}
+}
