@@ -1,5 +1,3 @@
-//go:build chaos
-
 package main
 
 import (
@@ -14,10 +12,22 @@ import (
 
 // TestChaos builds nebula and runs the harness for 45 s with every fault
 // (partitions only as root with iproute2; they are skipped elsewhere). It
-// takes about a minute and a half:
+// takes about a minute and a half and is part of the default test run;
+// -short skips it. NEBULA_CHAOS_DURATION runs it longer:
 //
-//	go test -tags chaos -run TestChaos -v ./cmd/nebula-chaos
+//	NEBULA_CHAOS_DURATION=5m go test -run TestChaos -v -timeout 30m ./cmd/nebula-chaos
 func TestChaos(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the fault run takes a minute and a half; not with -short")
+	}
+	duration := 45 * time.Second
+	if v := os.Getenv("NEBULA_CHAOS_DURATION"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			t.Fatalf("NEBULA_CHAOS_DURATION=%q: want a positive duration such as 5m", v)
+		}
+		duration = d
+	}
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "nebula")
 	build := exec.Command("go", "build", "-o", bin, "../nebula")
@@ -33,7 +43,7 @@ func TestChaos(t *testing.T) {
 	var report bytes.Buffer
 	code, err := runChaos(context.Background(), options{
 		nebula:     bin,
-		duration:   45 * time.Second,
+		duration:   duration,
 		clients:    8,
 		faults:     "all",
 		interval:   5 * time.Second,
