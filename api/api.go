@@ -220,16 +220,18 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 
 // consistent honours ?consistent=true on reads.
 func (s *server) consistent(r *http.Request) error {
-	v := r.URL.Query().Get("consistent")
-	if v == "" || r.Method != http.MethodGet || !strings.HasPrefix(r.URL.Path, "/v1/") {
+	if r.Method != http.MethodGet || !strings.HasPrefix(r.URL.Path, "/v1/") || s.svc == nil {
 		return nil // a webhook's query string is its input
 	}
-	on, err := strconv.ParseBool(v)
-	if err != nil {
-		return badRequest("consistent must be true or false, got %q", v)
+	on := false
+	if v := r.URL.Query().Get("consistent"); v != "" {
+		var err error
+		if on, err = strconv.ParseBool(v); err != nil {
+			return badRequest("consistent must be true or false, got %q", v)
+		}
 	}
-	if !on || s.svc == nil {
-		return nil
+	if !on {
+		return s.svc.LocalRead(r.Context())
 	}
 	return s.svc.Consistent(r.Context())
 }

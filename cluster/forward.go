@@ -84,12 +84,39 @@ func (n *Node) forward(ctx context.Context, addr string, cmd engine.Command) (en
 	if err := n.internalCall(ctx, addr, internalSubmitPath, body, &wr); err != nil {
 		return engine.Result{}, err
 	}
+	if wr.Execution != nil {
+		// The answer carries everything the caller needs (the execution
+		// ended within the command), so it goes back at once: this node
+		// learns that the entry committed only from the leader's next
+		// message, up to Raft's CommitTimeout later. Its local reads wait
+		// for the entry instead (WaitAcknowledged), so they still see it.
+		for {
+			cur := n.acked.Load()
+			if wr.Index <= cur || n.acked.CompareAndSwap(cur, wr.Index) {
+				break
+			}
+		}
+		return wr.result(), nil
+	}
 	// Read your writes: answer once this node has applied the entry, so
 	// that the caller's next local read sees what the command wrote.
 	if err := n.waitApplied(ctx, wr.Index); err != nil {
 		return engine.Result{}, err
 	}
 	return wr.result(), nil
+}
+
+// WaitAcknowledged returns once this node has applied every write it
+// acknowledged, so that a local read sees them all: read your writes on
+// the node that answered.
+func (n *Node) WaitAcknowledged(ctx context.Context) error {
+	idx := n.acked.Load()
+	if n.fsm.AppliedIndex() >= idx {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.ApplyTimeout)
+	defer cancel()
+	return n.waitApplied(ctx, idx)
 }
 
 // internalCall posts body to a peer's internal endpoint and decodes the

@@ -113,6 +113,9 @@ type Node struct {
 	// a change.
 	leaders       chan raft.Observation
 	leaderChanges atomic.Uint64
+	// acked is the highest log index whose command this node acknowledged
+	// before applying it (see forward); its local reads wait for it.
+	acked atomic.Uint64
 }
 
 type proposal struct {

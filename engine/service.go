@@ -103,6 +103,21 @@ func (s *Service) Consistent(ctx context.Context) error {
 	return s.barrier.ReadBarrier(ctx)
 }
 
+// ackWaiter is a ReadBarrier that may acknowledge writes before it has
+// applied them (cluster.Node).
+type ackWaiter interface {
+	WaitAcknowledged(ctx context.Context) error
+}
+
+// LocalRead returns once a local read sees every write this node has
+// acknowledged, which it may do before applying them.
+func (s *Service) LocalRead(ctx context.Context) error {
+	if w, ok := s.barrier.(ackWaiter); ok {
+		return w.WaitAcknowledged(ctx)
+	}
+	return nil
+}
+
 // submit proposes cmd and turns a refusal into an error.
 func (s *Service) submit(ctx context.Context, cmd Command) (Result, error) {
 	res, err := s.sub.Submit(ctx, cmd)

@@ -148,6 +148,9 @@ func (s *Service) Webhook(ctx context.Context, tenant, path string, input json.R
 		return nil, fmt.Errorf("%w for path %q", ErrNoWebhook, "/"+normalizeHookPath(path))
 	}
 	e, _, err := s.StartExecution(ctx, StartRequest{Tenant: tenant, WorkflowID: target.workflowID, Input: input})
+	if err == nil && ExecutionStatus(e.Status).Terminal() {
+		return e, nil
+	}
 	if err != nil {
 		return nil, err
 	}

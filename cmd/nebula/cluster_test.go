@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -227,6 +228,25 @@ func TestClusterFormsAndForwards(t *testing.T) {
 	}
 	var wf map[string]any
 	c.nodes[0].p.mustCall("GET", "/v1/workflows/chain?consistent=true", "", 200, &wf)
+
+	// A follower answers a start that ended within its entry without
+	// waiting to apply it; its own local reads still see the execution at
+	// once (read your writes on the node that answered).
+	c.nodes[1].p.mustCall("PUT", "/v1/workflows/pure", `{"id":"pure","nodes":[{"id":"a","action":"builtin.set","params":{"value":"{{ input.n + 1 }}"}}]}`, 200, nil)
+	for i := range c.nodes {
+		n := c.nodes[i].p
+		for j := range 20 {
+			var e execution
+			n.mustCall("POST", "/v1/workflows/pure/executions?wait=5s", fmt.Sprintf(`{"input":{"n":%d}}`, j), 200, &e)
+			if e.Status != "succeeded" || string(e.Output) != strconv.Itoa(j+1) {
+				t.Fatalf("node %d: pure execution %s output %s", i+1, e.Status, e.Output)
+			}
+			var got execution
+			if code, err := n.do("GET", "/v1/executions/"+e.ID, "", &got); code != 200 || got.Status != "succeeded" {
+				t.Fatalf("node %d: local read right after its own start answered %d %s (%v)", i+1, code, got.Status, err)
+			}
+		}
+	}
 }
 
 // TestClusterSurvivesLeaderKill kills the leader while acknowledged
