@@ -393,10 +393,8 @@ func (s *server) startExecution(w http.ResponseWriter, r *http.Request) error {
 	}
 	if wait > 0 {
 		status = http.StatusOK
-		if !engine.ExecutionStatus(e.Status).Terminal() {
-			if e, err = s.svc.WaitExecution(r.Context(), e.TenantID, e.ID, wait); err != nil {
-				return err
-			}
+		if e, err = s.svc.Await(r.Context(), e, wait); err != nil {
+			return err
 		}
 	}
 	return writeJSON(w, status, viewExecution(e))

@@ -395,9 +395,20 @@ func (s *Service) JournalAfter(ctx context.Context, tenant, id string, after int
 	return entries, nil
 }
 
+// Await is WaitExecution for an execution just started: one that ended
+// already is returned as it is. It may not be applied on this node yet
+// (see cluster.Node.WaitAcknowledged), so it must not be read back.
+func (s *Service) Await(ctx context.Context, e *storage.Execution, d time.Duration) (*storage.Execution, error) {
+	if ExecutionStatus(e.Status).Terminal() {
+		return e, nil
+	}
+	return s.WaitExecution(ctx, e.TenantID, e.ID, d)
+}
+
 // WaitExecution returns the execution once it is terminal, or as it is
 // when d has passed or ctx ends.
 func (s *Service) WaitExecution(ctx context.Context, tenant, id string, d time.Duration) (*storage.Execution, error) {
+
 	ch, stop := s.hub.WatchEnd(id)
 	defer stop()
 	timer := time.NewTimer(d)

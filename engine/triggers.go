@@ -148,16 +148,10 @@ func (s *Service) Webhook(ctx context.Context, tenant, path string, input json.R
 		return nil, fmt.Errorf("%w for path %q", ErrNoWebhook, "/"+normalizeHookPath(path))
 	}
 	e, _, err := s.StartExecution(ctx, StartRequest{Tenant: tenant, WorkflowID: target.workflowID, Input: input})
-	if err == nil && ExecutionStatus(e.Status).Terminal() {
-		return e, nil
+	if err != nil || target.wait == 0 {
+		return e, err
 	}
-	if err != nil {
-		return nil, err
-	}
-	if target.wait == 0 {
-		return e, nil
-	}
-	return s.WaitExecution(ctx, tenant, e.ID, target.wait)
+	return s.Await(ctx, e, target.wait)
 }
 
 // RunCron fires cron triggers while this node leads, until ctx ends. Ticks

@@ -137,9 +137,7 @@ func encodeCommand(e *encoder, cmd engine.Command) error {
 		e.str(c.IdempotencyKey)
 	case *engine.ClaimTasks:
 		e.byte(typeClaimTasks)
-		e.str(c.Holder)
-		e.uvarint(uint64(c.Max))
-		e.varint(int64(c.TTL))
+		e.claim(c)
 	case *engine.CompleteTask:
 		if c.Claim == nil {
 			e.byte(typeCompleteTask)
@@ -153,9 +151,7 @@ func encodeCommand(e *encoder, cmd engine.Command) error {
 		e.bool(c.Retryable)
 		e.uvarint(uint64(c.Jitter))
 		if c.Claim != nil {
-			e.str(c.Claim.Holder)
-			e.uvarint(uint64(c.Claim.Max))
-			e.varint(int64(c.Claim.TTL))
+			e.claim(c.Claim)
 		}
 	case *engine.RenewLease:
 		e.byte(typeRenewLease)
@@ -248,11 +244,11 @@ func decodeCommand(raw []byte) (engine.Command, error) {
 	case typeStartExecution:
 		c = &engine.StartExecution{Tenant: d.str(), ExecutionID: d.str(), WorkflowID: d.str(), Input: d.bytes(), IdempotencyKey: d.str()}
 	case typeClaimTasks:
-		c = &engine.ClaimTasks{Holder: d.str(), Max: d.count(), TTL: time.Duration(d.varint())}
+		c = d.claim()
 	case typeCompleteTask, typeCompleteAndClaim:
 		ct := &engine.CompleteTask{TaskID: d.str(), Token: d.uvarint(), Output: d.bytes(), Error: d.str(), Retryable: d.bool(), Jitter: d.uint32()}
 		if typ == typeCompleteAndClaim {
-			ct.Claim = &engine.ClaimTasks{Holder: d.str(), Max: d.count(), TTL: time.Duration(d.varint())}
+			ct.Claim = d.claim()
 		}
 		c = ct
 	case typeRenewLease:
@@ -473,4 +469,15 @@ func EncodeCommand(cmd engine.Command) ([]byte, error) {
 // version does not know decodes to nil.
 func DecodeCommand(data []byte) (engine.Command, error) {
 	return decodeCommand(data)
+}
+
+// claim writes the fields of a claim, alone or carried by a report.
+func (e *encoder) claim(c *engine.ClaimTasks) {
+	e.str(c.Holder)
+	e.uvarint(uint64(c.Max))
+	e.varint(int64(c.TTL))
+}
+
+func (d *decoder) claim() *engine.ClaimTasks {
+	return &engine.ClaimTasks{Holder: d.str(), Max: d.count(), TTL: time.Duration(d.varint())}
 }
