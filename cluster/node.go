@@ -334,8 +334,11 @@ func (n *Node) propose(batch []*proposal) {
 	}
 	fut := n.raft.Apply(data, n.cfg.ApplyTimeout)
 	go func() {
-		defer func() { <-n.inflight }()
-		if err := fut.Error(); err != nil {
+		err := fut.Error()
+		// The slot is free before the answers go out: the next entry is
+		// proposed before the woken handlers crowd the scheduler.
+		<-n.inflight
+		if err != nil {
 			n.answer(batch, nil, translate(err))
 			return
 		}

@@ -16,10 +16,11 @@ import (
 // apply time. So Tx keeps them back (batch), and it remembers what it
 // learnt during the transaction (txMemo):
 //
-//   - Node states and journal rows are buffered, the last state of each
+//   - Node states and journal entries are buffered, the last state of each
 //     node replacing earlier ones, and written with multi-row statements
-//     before anything reads those tables and at commit. Row order is the
-//     order of the calls, so every replica still writes identical rows.
+//     before anything reads those tables and at commit; an execution's
+//     entries share one row (journal.go). Row order is the order of the
+//     calls, so every replica still writes identical rows.
 //   - Journal sequence numbers are counted per execution in memory after
 //     one lookup.
 //   - Execution counts by status, and settings, tenants and workflows
@@ -64,6 +65,8 @@ type batch struct {
 	nodes   []nodeRow
 	nodeAt  map[nodeKey]int // index in nodes
 	journal []journalRow
+	runs    []journalRun    // journal rows being written, see journal.go
+	runAt   map[execKey]int // index in runs
 	scratch []any
 }
 
@@ -167,15 +170,20 @@ func (tx *Tx) flush(ctx context.Context) error {
 		clear(b.nodeAt)
 	}
 	if len(b.journal) > 0 {
-		err := tx.writeRows(ctx, stmtJournalBatch, len(b.journal), func(i int, args []any) []any {
-			r := &b.journal[i]
+		runs := b.journalRuns()
+		err := tx.writeRows(ctx, stmtJournalBatch, len(runs), func(i int, args []any) []any {
+			run := &runs[i]
+			r := &b.journal[run.first]
 			e := &r.entry
 			return append(args, r.exec.tenant, r.exec.id, r.seq, e.Type, unixNano(e.At), e.Node, e.Attempt,
-				e.IdempotencyKey, []byte(e.Data))
+				e.IdempotencyKey, []byte(e.Data), run.last, run.more)
 		})
 		if err != nil {
 			return fmt.Errorf("sqlite: append journal: %w", err)
 		}
+		clear(runs)
+		b.runs = runs[:0]
+		clear(b.journal) // drop references to entry data
 		b.journal = b.journal[:0]
 	}
 	return nil

@@ -351,6 +351,8 @@ func (tx *Tx) Journal(ctx context.Context, tenant, executionID string, afterSeq 
 	if err := tx.flush(ctx); err != nil {
 		return nil, err
 	}
+	// Each row holds at least one entry past afterSeq, so limit rows
+	// are enough.
 	rows, err := tx.stmt(ctx, stmtJournalRead).QueryContext(ctx, tenant, executionID, afterSeq, limitArg(limit))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: read journal of execution %q: %w", executionID, err)
@@ -359,19 +361,34 @@ func (tx *Tx) Journal(ctx context.Context, tenant, executionID string, afterSeq 
 	var out []storage.JournalEntry
 	for rows.Next() {
 		var (
-			e    storage.JournalEntry
-			at   int64
-			data []byte
+			e          storage.JournalEntry
+			at, last   int64
+			data, more []byte
 		)
-		if err := rows.Scan(&e.Seq, &e.Type, &at, &e.Node, &e.Attempt, &e.IdempotencyKey, &data); err != nil {
+		if err := rows.Scan(&e.Seq, &e.Type, &at, &e.Node, &e.Attempt, &e.IdempotencyKey, &data, &last, &more); err != nil {
 			return nil, fmt.Errorf("sqlite: read journal of execution %q: %w", executionID, err)
 		}
 		e.At = fromUnixNano(at)
 		e.Data = data
 		out = append(out, e)
+		if out, err = unpack(out, e.Seq+1, more); err != nil {
+			return nil, fmt.Errorf("sqlite: read journal of execution %q: %w", executionID, err)
+		}
+		if got := out[len(out)-1].Seq; got != last {
+			return nil, fmt.Errorf("sqlite: read journal of execution %q: row %d ends at entry %d, want %d", executionID, e.Seq, got, last)
+		}
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("sqlite: read journal of execution %q: %w", executionID, err)
+	}
+	// Only the first row may hold entries up to afterSeq.
+	skip := 0
+	for skip < len(out) && out[skip].Seq <= afterSeq {
+		skip++
+	}
+	out = out[skip:]
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
 	}
 	return out, nil
 }

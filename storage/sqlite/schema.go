@@ -260,6 +260,14 @@ INSERT INTO journal_v5 SELECT tenant_id, execution_id, seq, type, at, node, atte
 DROP TABLE journal;
 ALTER TABLE journal_v5 RENAME TO journal;
 `,
+		// Version 6: a journal row holds a run of consecutive entries of
+		// one execution (see journal.go): the first in the existing
+		// columns, the rest packed in more. Existing rows are runs of one.
+		`
+ALTER TABLE journal ADD COLUMN last_seq INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE journal ADD COLUMN more BLOB;
+UPDATE journal SET last_seq = seq;
+`,
 	}
 }
 

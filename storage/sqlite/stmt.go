@@ -44,7 +44,6 @@ const (
 	stmtNodePut
 	stmtNodeList
 
-	stmtJournalAppend
 	stmtJournalRead
 
 	stmtTaskInsert
@@ -93,7 +92,7 @@ const (
 	stmtJournalLastSeq
 
 	// Multi-row writes, flushed by Tx at commit: stmtJournalBatch+k
-	// inserts 1<<k journal rows, stmtNodeBatch+k upserts 1<<k node rows.
+	// inserts 1<<k journal rows (runs of entries), stmtNodeBatch+k upserts 1<<k node rows.
 	stmtJournalBatch
 	stmtNodeBatch = stmtJournalBatch + batchKinds
 	numStmts      = stmtNodeBatch + batchKinds
@@ -188,17 +187,13 @@ func statements() [numStmts]string {
 		stmtNodeList: `SELECT ` + nodeCols + ` FROM nodes
 			WHERE tenant_id = ? AND execution_id = ? ORDER BY node_id`,
 
-		// MAX(seq) is a single seek on the primary key, so appending costs
-		// the same however long the journal is. It is a scalar subquery
-		// rather than INSERT ... SELECT, which SQLite would stage through a
-		// temporary table because it reads the table it inserts into.
-		stmtJournalAppend: `INSERT INTO journal (tenant_id, execution_id, ` + journalCols + `)
-			VALUES (?1, ?2,
-				(SELECT COALESCE(MAX(seq), 0) + 1 FROM journal WHERE tenant_id = ?1 AND execution_id = ?2),
-				?3, ?4, ?5, ?6, ?7, ?8)
-			RETURNING seq`,
-		stmtJournalRead: `SELECT ` + journalCols + ` FROM journal
-			WHERE tenant_id = ? AND execution_id = ? AND seq > ? ORDER BY seq LIMIT ?`,
+		// A row holds entries seq..last_seq (journal.go): the reading
+		// starts at the row holding afterSeq+1, found with one seek.
+		stmtJournalRead: `SELECT ` + journalCols + `, last_seq, more FROM journal
+			WHERE tenant_id = ?1 AND execution_id = ?2 AND seq >= (
+				SELECT COALESCE(MAX(seq), 0) FROM journal
+				WHERE tenant_id = ?1 AND execution_id = ?2 AND seq <= ?3 + 1)
+			ORDER BY seq LIMIT ?4`,
 
 		stmtTaskInsert: `INSERT INTO tasks (tenant_id, id, execution_id, node, attempt, action, params, timeout, created_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -288,12 +283,13 @@ func statements() [numStmts]string {
 			ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
 		stmtSettingGet: `SELECT value FROM meta WHERE key = 'setting:' || ?`,
 
-		stmtJournalLastSeq: `SELECT COALESCE(MAX(seq), 0) FROM journal WHERE tenant_id = ? AND execution_id = ?`,
+		stmtJournalLastSeq: `SELECT COALESCE((SELECT last_seq FROM journal WHERE tenant_id = ? AND execution_id = ?
+			ORDER BY seq DESC LIMIT 1), 0)`,
 	}
 	for k := range batchKinds {
 		n := 1 << k
-		s[stmtJournalBatch+stmtID(k)] = `INSERT INTO journal (tenant_id, execution_id, ` + journalCols + `)
-			VALUES ` + placeholders(n, 9)
+		s[stmtJournalBatch+stmtID(k)] = `INSERT INTO journal (tenant_id, execution_id, ` + journalCols + `, last_seq, more)
+			VALUES ` + placeholders(n, 11)
 		s[stmtNodeBatch+stmtID(k)] = `INSERT INTO nodes (tenant_id, execution_id, ` + nodeCols + `)
 			VALUES ` + placeholders(n, 9) + `
 			ON CONFLICT (tenant_id, execution_id, node_id) DO UPDATE SET
