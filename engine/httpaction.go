@@ -125,10 +125,14 @@ func newHTTPAction(cfg HTTPConfig, refuse func(netip.AddrPort) string) *httpActi
 	transport := &http.Transport{
 		// No proxy, not even one from the environment: the guard would
 		// vet the proxy's address, and the proxy would reach any target.
-		Proxy:                  nil,
-		DialContext:            dialer.DialContext,
-		ForceAttemptHTTP2:      true, // a custom DialContext turns HTTP/2 off otherwise
-		MaxIdleConns:           100,
+		Proxy:             nil,
+		DialContext:       dialer.DialContext,
+		ForceAttemptHTTP2: true, // a custom DialContext turns HTTP/2 off otherwise
+		MaxIdleConns:      100,
+		// The default of 2 idle connections per host made workflows that
+		// call one API from many attempts at once dial (and leave in
+		// TIME_WAIT) a connection for most requests.
+		MaxIdleConnsPerHost:    64,
 		IdleConnTimeout:        90 * time.Second,
 		TLSHandshakeTimeout:    10 * time.Second,
 		ExpectContinueTimeout:  time.Second,

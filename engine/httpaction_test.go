@@ -723,3 +723,45 @@ func TestHTTPCapabilities(t *testing.T) {
 		})
 	}
 }
+
+// TestHTTPReusesConnections runs rounds of concurrent requests to one host:
+// after the first round, requests go over the idle connections it left
+// instead of dialing new ones.
+func TestHTTPReusesConnections(t *testing.T) {
+	var dialed atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("ok"))
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			dialed.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	action := NewHTTPAction(HTTPConfig{AllowPrivate: true})
+
+	const concurrent, rounds = 16, 5
+	for range rounds {
+		var wg sync.WaitGroup
+		errs := make(chan error, concurrent)
+		for range concurrent {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, err := runHTTP(t.Context(), t, action, map[string]any{"url": srv.URL})
+				errs <- err
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if n := dialed.Load(); n > concurrent {
+		t.Fatalf("%d rounds of %d requests dialed %d connections, want at most %d", rounds, concurrent, n, concurrent)
+	}
+}
