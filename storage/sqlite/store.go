@@ -11,7 +11,8 @@
 //     writer nor wait for it.
 //   - Every statement is prepared once per connection and reused.
 //   - A transaction writes node states and journal rows in bulk when it
-//     commits, and remembers what it has read (see batch.go).
+//     commits, an execution's new journal entries in one row (journal.go),
+//     and remembers what it has read (see batch.go).
 //   - Nothing here reads the clock or generates random values, and every
 //     result is ordered on a unique key, so identical calls on two replicas
 //     produce identical databases.
