@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/nebula-engine/nebula/engine"
+	"github.com/nebula-engine/nebula/internal/wire"
 	"github.com/nebula-engine/nebula/storage"
 )
 
@@ -51,9 +52,6 @@ const (
 // ErrUnknownCommand reports a command type this version cannot apply.
 var ErrUnknownCommand = errors.New("unknown command type")
 
-// errShort reports truncated input.
-var errShort = errors.New("truncated")
-
 // Batch is one decoded log entry.
 type Batch struct {
 	Now      time.Time
@@ -79,17 +77,17 @@ func EncodeBatch(now time.Time, cmds []engine.Command) ([]byte, error) {
 
 // DecodeBatch decodes a log entry. It never panics on bad input.
 func DecodeBatch(data []byte) (*Batch, error) {
-	d := decoder{buf: data}
-	if k := d.byte(); k != kindBatch {
-		if d.err != nil {
-			return nil, d.err
+	d := decoder{wire.NewReader(data)}
+	if k := d.Byte(); k != kindBatch {
+		if d.Err() != nil {
+			return nil, d.Err()
 		}
 		return nil, fmt.Errorf("fsm: unknown entry kind %d", k)
 	}
-	now := d.uvarint()
-	n := d.uvarint()
-	if d.err != nil {
-		return nil, fmt.Errorf("fsm: entry header: %w", d.err)
+	now := d.Uvarint()
+	n := d.Uvarint()
+	if d.Err() != nil {
+		return nil, fmt.Errorf("fsm: entry header: %w", d.Err())
 	}
 	if now > math.MaxInt64 {
 		return nil, fmt.Errorf("fsm: entry time out of range")
@@ -101,9 +99,9 @@ func DecodeBatch(data []byte) (*Batch, error) {
 	}
 	b := &Batch{Now: time.Unix(0, int64(now)).UTC(), Commands: make([]engine.Command, 0, n)}
 	for i := uint64(0); i < n; i++ {
-		raw := d.bytes()
-		if d.err != nil {
-			return nil, fmt.Errorf("fsm: command %d: %w", i, d.err)
+		raw := d.Bytes()
+		if d.Err() != nil {
+			return nil, fmt.Errorf("fsm: command %d: %w", i, d.Err())
 		}
 		c, err := decodeCommand(raw)
 		if err != nil {
@@ -111,8 +109,8 @@ func DecodeBatch(data []byte) (*Batch, error) {
 		}
 		b.Commands = append(b.Commands, c)
 	}
-	if len(d.buf) != 0 {
-		return nil, fmt.Errorf("fsm: %d trailing bytes after entry", len(d.buf))
+	if d.Len() != 0 {
+		return nil, fmt.Errorf("fsm: %d trailing bytes after entry", d.Len())
 	}
 	return b, nil
 }
@@ -233,66 +231,66 @@ func encodeCommand(e *encoder, cmd engine.Command) error {
 }
 
 func decodeCommand(raw []byte) (engine.Command, error) {
-	d := decoder{buf: raw}
-	typ := d.byte()
+	d := decoder{wire.NewReader(raw)}
+	typ := d.Byte()
 	var c engine.Command
 	switch typ {
 	case typePutWorkflow:
-		c = &engine.PutWorkflow{Tenant: d.str(), ID: d.str(), Definition: d.bytes()}
+		c = &engine.PutWorkflow{Tenant: d.Str(), ID: d.Str(), Definition: d.Bytes()}
 	case typeDeleteWorkflow:
-		c = &engine.DeleteWorkflow{Tenant: d.str(), ID: d.str()}
+		c = &engine.DeleteWorkflow{Tenant: d.Str(), ID: d.Str()}
 	case typeStartExecution:
-		c = &engine.StartExecution{Tenant: d.str(), ExecutionID: d.str(), WorkflowID: d.str(), Input: d.bytes(), IdempotencyKey: d.str()}
+		c = &engine.StartExecution{Tenant: d.Str(), ExecutionID: d.Str(), WorkflowID: d.Str(), Input: d.Bytes(), IdempotencyKey: d.Str()}
 	case typeClaimTasks:
 		c = d.claim()
 	case typeCompleteTask, typeCompleteAndClaim:
-		ct := &engine.CompleteTask{TaskID: d.str(), Token: d.uvarint(), Output: d.bytes(), Error: d.str(), Retryable: d.bool(), Jitter: d.uint32()}
+		ct := &engine.CompleteTask{TaskID: d.Str(), Token: d.Uvarint(), Output: d.Bytes(), Error: d.Str(), Retryable: d.bool(), Jitter: d.uint32()}
 		if typ == typeCompleteAndClaim {
 			ct.Claim = d.claim()
 		}
 		c = ct
 	case typeRenewLease:
-		c = &engine.RenewLease{TaskID: d.str(), Token: d.uvarint(), TTL: time.Duration(d.varint())}
+		c = &engine.RenewLease{TaskID: d.Str(), Token: d.Uvarint(), TTL: time.Duration(d.Varint())}
 	case typeReclaimTasks:
-		c = &engine.ReclaimTasks{Max: d.count(), HolderPrefix: d.str(), KeepHolder: d.str()}
+		c = &engine.ReclaimTasks{Max: d.count(), HolderPrefix: d.Str(), KeepHolder: d.Str()}
 	case typeCancel:
-		c = &engine.CancelExecution{Tenant: d.str(), ExecutionID: d.str(), Reason: d.str()}
+		c = &engine.CancelExecution{Tenant: d.Str(), ExecutionID: d.Str(), Reason: d.Str()}
 	case typePutCredential:
-		c = &engine.PutCredential{Tenant: d.str(), Name: d.str(), Type: d.str(), Sealed: d.bytes()}
+		c = &engine.PutCredential{Tenant: d.Str(), Name: d.Str(), Type: d.Str(), Sealed: d.Bytes()}
 	case typeDelCredential:
-		c = &engine.DeleteCredential{Tenant: d.str(), Name: d.str()}
+		c = &engine.DeleteCredential{Tenant: d.Str(), Name: d.Str()}
 	case typeRegisterAction:
-		c = &engine.RegisterAction{Tenant: d.str(), ID: d.str(), Version: d.str(), Capabilities: d.strs(), ModuleRef: d.str(), Size: d.varint()}
+		c = &engine.RegisterAction{Tenant: d.Str(), ID: d.Str(), Version: d.Str(), Capabilities: d.strs(), ModuleRef: d.Str(), Size: d.Varint()}
 	case typeFireCron:
-		c = &engine.FireCron{Tenant: d.str(), WorkflowID: d.str(), Trigger: d.count(), Tick: time.Unix(0, d.varint()).UTC(), ExecutionID: d.str()}
+		c = &engine.FireCron{Tenant: d.Str(), WorkflowID: d.Str(), Trigger: d.count(), Tick: time.Unix(0, d.Varint()).UTC(), ExecutionID: d.Str()}
 	case typeSetLimits:
 		c = &engine.SetLimits{MaxConcurrentExecutions: d.count()}
 	case typeFireTimers:
 		c = &engine.FireTimers{Max: d.count(), Jitter: d.uint32()}
 	case typeCreateTenant:
-		c = &engine.CreateTenant{ID: d.str(), Name: d.str(), Quota: d.quota(), TokenID: d.str(), TokenHash: d.str()}
+		c = &engine.CreateTenant{ID: d.Str(), Name: d.Str(), Quota: d.quota(), TokenID: d.Str(), TokenHash: d.Str()}
 	case typeSetTenantQuota:
-		c = &engine.SetTenantQuota{ID: d.str(), Quota: d.quota()}
+		c = &engine.SetTenantQuota{ID: d.Str(), Quota: d.quota()}
 	case typeIssueToken:
-		c = &engine.IssueToken{Tenant: d.str(), TokenID: d.str(), TokenHash: d.str()}
+		c = &engine.IssueToken{Tenant: d.Str(), TokenID: d.Str(), TokenHash: d.Str()}
 	case typeRevokeToken:
-		c = &engine.RevokeToken{Tenant: d.str(), TokenID: d.str()}
+		c = &engine.RevokeToken{Tenant: d.Str(), TokenID: d.Str()}
 	case typeResealCredential:
-		c = &engine.ResealCredential{Tenant: d.str(), Name: d.str(), Expect: d.bytes(), Sealed: d.bytes()}
+		c = &engine.ResealCredential{Tenant: d.Str(), Name: d.Str(), Expect: d.Bytes(), Sealed: d.Bytes()}
 	default:
-		if d.err != nil {
-			return nil, d.err
+		if d.Err() != nil {
+			return nil, d.Err()
 		}
 		if typ&ignorableFlag != 0 {
 			return nil, nil
 		}
 		return nil, fmt.Errorf("%w %d", ErrUnknownCommand, typ)
 	}
-	if d.err != nil {
-		return nil, d.err
+	if d.Err() != nil {
+		return nil, d.Err()
 	}
-	if len(d.buf) != 0 {
-		return nil, fmt.Errorf("%d trailing bytes after command type %d", len(d.buf), typ)
+	if d.Len() != 0 {
+		return nil, fmt.Errorf("%d trailing bytes after command type %d", d.Len(), typ)
 	}
 	return c, nil
 }
@@ -302,8 +300,8 @@ type encoder struct{ buf []byte }
 func (e *encoder) byte(b byte)      { e.buf = append(e.buf, b) }
 func (e *encoder) uvarint(v uint64) { e.buf = binary.AppendUvarint(e.buf, v) }
 func (e *encoder) varint(v int64)   { e.buf = binary.AppendVarint(e.buf, v) }
-func (e *encoder) str(s string)     { e.uvarint(uint64(len(s))); e.buf = append(e.buf, s...) }
-func (e *encoder) bytes(b []byte)   { e.uvarint(uint64(len(b))); e.buf = append(e.buf, b...) }
+func (e *encoder) str(s string)     { e.buf = wire.AppendString(e.buf, s) }
+func (e *encoder) bytes(b []byte)   { e.buf = wire.AppendBytes(e.buf, b) }
 
 // strs writes a count, then each string; nil and empty encode alike.
 func (e *encoder) strs(ss []string) {
@@ -330,96 +328,37 @@ func (e *encoder) bool(b bool) {
 	}
 }
 
-// decoder reads fields in order and remembers the first error, so a
-// command decodes in one expression and is checked once.
-type decoder struct {
-	buf []byte
-	err error
-}
-
-func (d *decoder) fail(err error) {
-	if d.err == nil {
-		d.err = err
-	}
-	d.buf = nil
-}
-
-func (d *decoder) byte() byte {
-	if len(d.buf) < 1 {
-		d.fail(errShort)
-		return 0
-	}
-	b := d.buf[0]
-	d.buf = d.buf[1:]
-	return b
-}
-
-func (d *decoder) uvarint() uint64 {
-	v, n := binary.Uvarint(d.buf)
-	if n <= 0 {
-		d.fail(errShort)
-		return 0
-	}
-	d.buf = d.buf[n:]
-	return v
-}
-
-func (d *decoder) varint() int64 {
-	v, n := binary.Varint(d.buf)
-	if n <= 0 {
-		d.fail(errShort)
-		return 0
-	}
-	d.buf = d.buf[n:]
-	return v
-}
+// decoder reads a command's fields in order (see wire.Reader), plus the
+// shapes only commands use.
+type decoder struct{ wire.Reader }
 
 // count reads a non-negative int that fits in an int.
 func (d *decoder) count() int {
-	v := d.uvarint()
+	v := d.Uvarint()
 	if v > math.MaxInt32 {
-		d.fail(fmt.Errorf("count %d out of range", v))
+		d.Fail(fmt.Errorf("count %d out of range", v))
 		return 0
 	}
 	return int(v)
 }
 
-func (d *decoder) bytes() []byte {
-	n := d.uvarint()
-	if d.err != nil {
-		return nil
-	}
-	if n > uint64(len(d.buf)) {
-		d.fail(errShort)
-		return nil
-	}
-	b := d.buf[:n:n]
-	d.buf = d.buf[n:]
-	if n == 0 {
-		return nil
-	}
-	return b
-}
-
-func (d *decoder) str() string { return string(d.bytes()) }
-
 // strs reads what encoder.strs wrote; none decodes to nil.
 func (d *decoder) strs() []string {
-	n := d.uvarint()
-	if d.err != nil || n == 0 {
+	n := d.Uvarint()
+	if d.Err() != nil || n == 0 {
 		return nil
 	}
 	// Each string takes at least its length byte: refuse counts the data
 	// cannot hold before allocating for them.
-	if n > uint64(len(d.buf)) {
-		d.fail(errShort)
+	if n > uint64(d.Len()) {
+		d.Fail(wire.ErrShort)
 		return nil
 	}
 	out := make([]string, n)
 	for i := range out {
-		out[i] = d.str()
+		out[i] = d.Str()
 	}
-	if d.err != nil {
+	if d.Err() != nil {
 		return nil
 	}
 	return out
@@ -428,28 +367,28 @@ func (d *decoder) strs() []string {
 // quota reads what encoder.quota wrote.
 func (d *decoder) quota() storage.Quota {
 	return storage.Quota{
-		MaxWorkflows:            d.varint(),
-		MaxConcurrentExecutions: d.varint(),
-		MaxExecutionsPerHour:    d.varint(),
-		MaxStorageMB:            d.varint(),
+		MaxWorkflows:            d.Varint(),
+		MaxConcurrentExecutions: d.Varint(),
+		MaxExecutionsPerHour:    d.Varint(),
+		MaxStorageMB:            d.Varint(),
 	}
 }
 
 func (d *decoder) bool() bool {
-	switch d.byte() {
+	switch d.Byte() {
 	case 0:
 		return false
 	case 1:
 		return true
 	}
-	d.fail(errors.New("bad bool"))
+	d.Fail(errors.New("bad bool"))
 	return false
 }
 
 func (d *decoder) uint32() uint32 {
-	v := d.uvarint()
+	v := d.Uvarint()
 	if v > math.MaxUint32 {
-		d.fail(fmt.Errorf("value %d out of range", v))
+		d.Fail(fmt.Errorf("value %d out of range", v))
 		return 0
 	}
 	return uint32(v)
@@ -479,5 +418,5 @@ func (e *encoder) claim(c *engine.ClaimTasks) {
 }
 
 func (d *decoder) claim() *engine.ClaimTasks {
-	return &engine.ClaimTasks{Holder: d.str(), Max: d.count(), TTL: time.Duration(d.varint())}
+	return &engine.ClaimTasks{Holder: d.Str(), Max: d.count(), TTL: time.Duration(d.Varint())}
 }

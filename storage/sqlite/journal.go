@@ -2,9 +2,9 @@ package sqlite
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 
+	"github.com/nebula-engine/nebula/internal/wire"
 	"github.com/nebula-engine/nebula/storage"
 )
 
@@ -25,16 +25,13 @@ import (
 //	uvarint len(idempotency key), idempotency key
 //	uvarint len(data)+1, data (0 for no data)
 
-// errJournalPacking reports a "more" column that does not decode.
-var errJournalPacking = errors.New("malformed packed journal entries")
-
 // appendPacked appends e's packed form to dst.
 func appendPacked(dst []byte, e *storage.JournalEntry) []byte {
-	dst = appendString(dst, e.Type)
+	dst = wire.AppendString(dst, e.Type)
 	dst = binary.AppendVarint(dst, unixNano(e.At))
-	dst = appendString(dst, e.Node)
+	dst = wire.AppendString(dst, e.Node)
 	dst = binary.AppendVarint(dst, int64(e.Attempt))
-	dst = appendString(dst, e.IdempotencyKey)
+	dst = wire.AppendString(dst, e.IdempotencyKey)
 	if e.Data == nil {
 		return binary.AppendUvarint(dst, 0)
 	}
@@ -42,81 +39,30 @@ func appendPacked(dst []byte, e *storage.JournalEntry) []byte {
 	return append(dst, e.Data...)
 }
 
-func appendString(dst []byte, s string) []byte {
-	dst = binary.AppendUvarint(dst, uint64(len(s)))
-	return append(dst, s...)
-}
-
 // unpack appends to out the entries packed in more, numbered from seq on.
 // The entries' data alias more.
 func unpack(out []storage.JournalEntry, seq int64, more []byte) ([]storage.JournalEntry, error) {
-	d := unpacker{b: more}
-	for len(d.b) > 0 {
-		var e storage.JournalEntry
-		e.Seq = seq
-		e.Type = d.string()
-		e.At = fromUnixNano(d.varint())
-		e.Node = d.string()
-		e.Attempt = int(d.varint())
-		e.IdempotencyKey = d.string()
-		if n := d.uvarint(); n > 0 {
-			e.Data = d.bytes(n - 1)
+	r := wire.NewReader(more)
+	for r.Len() > 0 {
+		e := storage.JournalEntry{
+			Seq:            seq,
+			Type:           r.Str(),
+			At:             fromUnixNano(r.Varint()),
+			Node:           r.Str(),
+			Attempt:        int(r.Varint()),
+			IdempotencyKey: r.Str(),
 		}
-		if d.err != nil {
-			return out, fmt.Errorf("journal entry %d: %w", seq, d.err)
+		if n := r.Uvarint(); n > 0 {
+			e.Data = r.Next(n - 1)
+		}
+		if err := r.Err(); err != nil {
+			return out, fmt.Errorf("packed journal entry %d: %w", seq, err)
 		}
 		out = append(out, e)
 		seq++
 	}
 	return out, nil
 }
-
-// unpacker reads packed entries; the first error sticks.
-type unpacker struct {
-	b   []byte
-	err error
-}
-
-func (d *unpacker) uvarint() uint64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		d.err = errJournalPacking
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *unpacker) varint() int64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Varint(d.b)
-	if n <= 0 {
-		d.err = errJournalPacking
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *unpacker) bytes(n uint64) []byte {
-	if d.err != nil {
-		return nil
-	}
-	if n > uint64(len(d.b)) {
-		d.err = errJournalPacking
-		return nil
-	}
-	v := d.b[:n:n]
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *unpacker) string() string { return string(d.bytes(d.uvarint())) }
 
 // journalRun is one journal row to write: the buffered entries of one
 // execution from batch.journal[first], up to the entry numbered last.
