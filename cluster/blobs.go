@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -25,18 +24,18 @@ const internalBlobsPath = "/internal/v1/blobs/"
 // BlobsConfig configures ReplicatedBlobs.
 type BlobsConfig struct {
 	Local storage.BlobStore
-	// Peers returns the API addresses of the other coordinators.
+	// Peers returns the peer (Raft) addresses of the other coordinators.
 	Peers func() []string
+	// Transport reaches the peers; their nodes serve the copies (see
+	// Config.Blobs).
+	Transport *Transport
 	// Timeout bounds one push or fetch; zero picks 30s.
 	Timeout time.Duration
-	// Secrets authenticate this node to its peers (see Config.Secrets).
-	Secrets [][]byte
 }
 
 // ReplicatedBlobs is a storage.BlobStore over the local store of each node.
 type ReplicatedBlobs struct {
-	cfg    BlobsConfig
-	client *http.Client
+	cfg BlobsConfig
 }
 
 // NewReplicatedBlobs returns a ReplicatedBlobs.
@@ -44,7 +43,7 @@ func NewReplicatedBlobs(cfg BlobsConfig) *ReplicatedBlobs {
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 30 * time.Second
 	}
-	return &ReplicatedBlobs{cfg: cfg, client: &http.Client{Timeout: cfg.Timeout}}
+	return &ReplicatedBlobs{cfg: cfg}
 }
 
 var _ storage.BlobStore = (*ReplicatedBlobs)(nil)
@@ -89,12 +88,9 @@ func (b *ReplicatedBlobs) Put(ctx context.Context, data []byte) (string, error) 
 }
 
 func (b *ReplicatedBlobs) push(ctx context.Context, peer, ref string, data []byte) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, "http://"+peer+internalBlobsPath+ref, bytes.NewReader(data))
-	setPeerAuth(req, b.cfg.Secrets)
-	if err != nil {
-		return err
-	}
-	resp, err := b.client.Do(req)
+	ctx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
+	defer cancel()
+	resp, err := b.cfg.Transport.request(ctx, http.MethodPut, peer, internalBlobsPath+ref, data)
 	if err != nil {
 		return err
 	}
@@ -127,12 +123,9 @@ func (b *ReplicatedBlobs) Get(ctx context.Context, ref string) ([]byte, error) {
 }
 
 func (b *ReplicatedBlobs) fetch(ctx context.Context, peer, ref string) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+peer+internalBlobsPath+ref, nil)
-	setPeerAuth(req, b.cfg.Secrets)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := b.client.Do(req)
+	ctx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
+	defer cancel()
+	resp, err := b.cfg.Transport.request(ctx, http.MethodGet, peer, internalBlobsPath+ref, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -160,11 +153,10 @@ func (b *ReplicatedBlobs) Delete(ctx context.Context, ref string) error {
 	return b.cfg.Local.Delete(ctx, ref)
 }
 
-// BlobHandler serves this node's blobs to its peers: GET reads one, PUT
-// stores one (verified against its reference). Callers must present one
-// of secrets, as for the other internal endpoints.
-func BlobHandler(local storage.BlobStore, secrets [][]byte) http.Handler {
-	return requirePeer(secrets, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+// blobHandler serves this node's blobs to its peers: GET reads one, PUT
+// stores one (verified against its reference).
+func blobHandler(local storage.BlobStore) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ref := r.URL.Path[len(internalBlobsPath):]
 		if _, err := storage.ParseBlobRef(ref); err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
@@ -201,5 +193,5 @@ func BlobHandler(local storage.BlobStore, secrets [][]byte) http.Handler {
 		default:
 			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		}
-	}))
+	})
 }

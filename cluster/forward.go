@@ -21,7 +21,8 @@ import (
 // Writes reach the leader from any node: a follower forwards the encoded
 // command to the leader's internal endpoint, which proposes it there and
 // sends back what applying it produced. The caller sees no difference but
-// latency. The leader's API address comes from gossip (Config.LeaderAPI).
+// latency. Internal calls travel on the peer transport, to the leader's
+// Raft address.
 
 const (
 	internalSubmitPath = "/internal/v1/submit"
@@ -44,7 +45,7 @@ func (n *Node) Submit(ctx context.Context, cmd engine.Command) (engine.Result, e
 			if !errors.Is(err, ErrNoLeader) {
 				return res, err
 			}
-		} else if addr, ok := n.leaderAPI(); ok {
+		} else if addr, ok := n.leaderAddr(); ok {
 			res, err := n.forward(ctx, addr, cmd)
 			if !errors.Is(err, ErrNoLeader) {
 				return res, err
@@ -65,13 +66,14 @@ func (n *Node) Submit(ctx context.Context, cmd engine.Command) (engine.Result, e
 	}
 }
 
-// leaderAPI returns the API address of the current leader, if known.
-func (n *Node) leaderAPI() (string, bool) {
-	_, id := n.raft.LeaderWithID()
-	if id == "" || id == raft.ServerID(n.cfg.NodeID) || n.cfg.LeaderAPI == nil {
+// leaderAddr returns the peer address of the current leader, if it is
+// known and another node.
+func (n *Node) leaderAddr() (string, bool) {
+	addr, id := n.raft.LeaderWithID()
+	if id == "" || id == raft.ServerID(n.cfg.NodeID) || n.peers == nil || addr == "" {
 		return "", false
 	}
-	return n.cfg.LeaderAPI(string(id))
+	return string(addr), true
 }
 
 // forward sends cmd to the leader at addr.
@@ -123,16 +125,11 @@ func (n *Node) WaitAcknowledged(ctx context.Context) error {
 // JSON answer. Network failures mean the peer may be gone: ErrNoLeader, so
 // that the caller waits for the next leader.
 func (n *Node) internalCall(ctx context.Context, addr, path string, body []byte, out any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+path, bytes.NewReader(body))
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.ApplyTimeout+5*time.Second)
+	defer cancel()
+	resp, err := n.peers.request(ctx, http.MethodPost, addr, path, body)
 	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/octet-stream")
-	req.Header.Set("X-Nebula-Node", n.cfg.NodeID)
-	setPeerAuth(req, n.cfg.Secrets)
-	resp, err := n.client.Do(req)
-	if err != nil {
-		n.logger.Debug("forward failed", "leader", addr, "err", err)
+		n.logger.Debug("internal call failed", "peer", addr, "path", path, "err", err)
 		return fmt.Errorf("%w: leader %s unreachable", ErrNoLeader, addr)
 	}
 	defer resp.Body.Close()
@@ -154,14 +151,17 @@ func (n *Node) internalCall(ctx context.Context, addr, path string, body []byte,
 	}
 }
 
-// Handler serves the internal endpoints other nodes call. Mount it at
-// /internal/ beside the public API.
-func (n *Node) Handler() http.Handler {
+// internalHandler serves the internal endpoints other nodes call, on the
+// peer transport.
+func (n *Node) internalHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+internalSubmitPath, n.serveSubmit)
 	mux.HandleFunc("POST "+internalReadPath, n.serveReadIndex)
 	mux.HandleFunc("POST "+internalStatusPath, n.serveStatus)
-	return requirePeer(n.cfg.Secrets, mux)
+	if n.cfg.Blobs != nil {
+		mux.Handle(internalBlobsPath, blobHandler(n.cfg.Blobs))
+	}
+	return mux
 }
 
 func (n *Node) serveSubmit(w http.ResponseWriter, r *http.Request) {
@@ -220,7 +220,7 @@ func (n *Node) ReadBarrier(ctx context.Context) error {
 		var err error
 		if n.raft.State() == raft.Leader {
 			idx, err = n.leaderReadIndex()
-		} else if addr, ok := n.leaderAPI(); ok {
+		} else if addr, ok := n.leaderAddr(); ok {
 			var ans struct {
 				Index uint64 `json:"index"`
 			}
@@ -288,7 +288,7 @@ func (n *Node) CaughtUp(ctx context.Context, m Member) bool {
 	var st struct {
 		Applied uint64 `json:"applied"`
 	}
-	if m.Meta.APIAddr == "" || n.internalCall(ctx, m.Meta.APIAddr, internalStatusPath, nil, &st) != nil {
+	if m.Meta.RaftAddr == "" || n.peers == nil || n.internalCall(ctx, m.Meta.RaftAddr, internalStatusPath, nil, &st) != nil {
 		return false
 	}
 	return st.Applied+maxPromoteLag >= n.raft.CommitIndex()

@@ -34,6 +34,14 @@ type MemberMeta struct {
 	// (bootstrapped or added). A node that sees it on a peer knows a
 	// group exists and must not bootstrap another.
 	HasState bool `json:"has_state"`
+	// Transport is how the node talks to peers (TransportMTLS or
+	// TransportPlain; empty reads as plain) and CA the fingerprint of
+	// the CA that signed its certificate. Peers check both before
+	// admitting it (Transport.Admit), so that a node that could not
+	// complete a Raft handshake is refused by gossip too, with a reason.
+	// They are claims, not proof: the handshake is the proof.
+	Transport string `json:"transport,omitempty"`
+	CA        string `json:"ca,omitempty"`
 }
 
 // MemberStatus is a member's gossip status.
@@ -81,14 +89,20 @@ type MembershipConfig struct {
 	// first encrypts, any decrypts, so that a rolling key change keeps
 	// the pool together. None gossips in the clear.
 	Keys [][]byte
+	// Admit, if set, decides whether a member may join this node's pool
+	// (see Transport.Admit); a refused member is ignored and the refusal
+	// logged, at most once a minute per member.
+	Admit func(MemberMeta) error
 }
 
 // Membership is this node's view of the gossip pool.
 type Membership struct {
-	id      string
-	ml      *memberlist.Memberlist
-	logger  *slog.Logger
-	changes chan struct{}
+	id       string
+	ml       *memberlist.Memberlist
+	logger   *slog.Logger
+	admit    func(MemberMeta) error
+	refusals *rateLog
+	changes  chan struct{}
 	// joinMin and joinMax bound the wait between join attempts.
 	joinMin, joinMax time.Duration
 
@@ -133,13 +147,15 @@ func StartMembership(ctx context.Context, cfg MembershipConfig) (*Membership, er
 
 	var mc *memberlist.Config
 	m := &Membership{
-		id:      cfg.Meta.ID,
-		logger:  logger,
-		changes: make(chan struct{}, 1),
-		meta:    cfg.Meta,
-		members: make(map[string]*Member),
-		leaving: make(map[string]bool),
-		stop:    make(chan struct{}),
+		id:       cfg.Meta.ID,
+		logger:   logger,
+		admit:    cfg.Admit,
+		refusals: newRateLog(time.Minute),
+		changes:  make(chan struct{}, 1),
+		meta:     cfg.Meta,
+		members:  make(map[string]*Member),
+		leaving:  make(map[string]bool),
+		stop:     make(chan struct{}),
 	}
 	if cfg.Fast {
 		mc = memberlist.DefaultLocalConfig()
@@ -172,6 +188,10 @@ func StartMembership(ctx context.Context, cfg MembershipConfig) (*Membership, er
 	}
 	mc.Delegate = membershipDelegate{m}
 	mc.Events = membershipDelegate{m}
+	if cfg.Admit != nil {
+		mc.Alive = membershipDelegate{m}
+		mc.Merge = membershipDelegate{m}
+	}
 	mc.Logger = log.New(&memberlistLogWriter{l: logger.With("component", "memberlist")}, "", 0)
 
 	ml, err := memberlist.Create(mc)
@@ -311,14 +331,26 @@ func (m *Membership) Changes() <-chan struct{} { return m.changes }
 // gossips it. It does not wait for the broadcast: gossip, and push/pull
 // after it, carry the update on their own. After Leave it only records.
 func (m *Membership) SetHasState(has bool) {
+	m.update(func(meta *MemberMeta) { meta.HasState = has })
+}
+
+// SetCA records the fingerprint of the CA that signed this node's
+// certificate, after a reload changed it, and gossips it.
+func (m *Membership) SetCA(ca string) {
+	m.update(func(meta *MemberMeta) { meta.CA = ca })
+}
+
+// update changes this node's gossiped metadata and broadcasts it if it
+// changed.
+func (m *Membership) update(change func(*MemberMeta)) {
 	// lifeMu orders this against Leave: an update gossiped after the
 	// leave would announce this node alive again.
 	m.lifeMu.Lock()
 	defer m.lifeMu.Unlock()
 	m.mu.Lock()
-	changed := m.meta.HasState != has
-	m.meta.HasState = has
-	gossip := changed && !m.left && !m.closed
+	before := m.meta
+	change(&m.meta)
+	gossip := m.meta != before && !m.left && !m.closed
 	m.mu.Unlock()
 	if gossip {
 		// UpdateNode waits for the broadcast only as long as its
@@ -458,7 +490,45 @@ type membershipDelegate struct{ m *Membership }
 var (
 	_ memberlist.Delegate      = membershipDelegate{}
 	_ memberlist.EventDelegate = membershipDelegate{}
+	_ memberlist.AliveDelegate = membershipDelegate{}
+	_ memberlist.MergeDelegate = membershipDelegate{}
 )
+
+// NotifyAlive vets every alive message, a member's first and the ones
+// after (its metadata may change), before memberlist acts on it.
+func (d membershipDelegate) NotifyAlive(n *memberlist.Node) error {
+	return d.m.vet(n)
+}
+
+// NotifyMerge vets the members a join would bring in, on both sides of
+// the join: one refused member refuses the join.
+func (d membershipDelegate) NotifyMerge(peers []*memberlist.Node) error {
+	for _, n := range peers {
+		if n.State != memberlist.StateAlive {
+			continue
+		}
+		if err := d.m.vet(n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// vet applies Admit to a member other than this node.
+func (m *Membership) vet(n *memberlist.Node) error {
+	if m.admit == nil || n.Name == m.id {
+		return nil
+	}
+	var meta MemberMeta
+	if err := decodeMeta(n, &meta); err != nil {
+		return fmt.Errorf("member %s: bad metadata: %w", n.Name, err)
+	}
+	if err := m.admit(meta); err != nil {
+		m.refusals.log(m.logger, n.Name, "refusing gossip member", "member", n.Name, "addr", n.Address(), "reason", err)
+		return fmt.Errorf("member %s refused: %w", n.Name, err)
+	}
+	return nil
+}
 
 func (d membershipDelegate) NodeMeta(limit int) []byte {
 	d.m.mu.Lock()

@@ -781,3 +781,60 @@ func (s counterSnapshot) Persist(sink raft.SnapshotSink) error {
 }
 
 func (counterSnapshot) Release() {}
+
+// TestMembershipAdmit: a member that Admit refuses never enters the pool,
+// whether it joins a member or is joined; the others gather as usual.
+func TestMembershipAdmit(t *testing.T) {
+	// Each member trusts its own CA only.
+	admit := func(ca string) func(MemberMeta) error {
+		return func(m MemberMeta) error {
+			if m.CA != ca {
+				return fmt.Errorf("untrusted CA %q", m.CA)
+			}
+			return nil
+		}
+	}
+	logs := &lines{}
+	start := func(id, ca string, join []string, logger *slog.Logger) *Membership {
+		t.Helper()
+		if logger == nil {
+			logger = testLogger()
+		}
+		ms, err := StartMembership(context.Background(), MembershipConfig{
+			Meta: MemberMeta{ID: id, Role: RoleCoordinator, Transport: TransportMTLS, CA: ca}, BindAddr: "127.0.0.1:0",
+			Join: join, Admit: admit(ca), Logger: logger, Fast: true,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ms.Shutdown() })
+		return ms
+	}
+	a := start("a", "ca-1", nil, slog.New(logs))
+	start("b", "ca-1", []string{a.Addr()}, nil)
+	stranger := start("c", "ca-2", []string{a.Addr()}, nil)
+	waitFor(t, 10*time.Second, func() error {
+		if n := aliveCount(a); n != 2 {
+			return fmt.Errorf("a sees %d alive members, want 2", n)
+		}
+		return nil
+	})
+	// Give the stranger's join attempts time to be refused.
+	waitFor(t, 10*time.Second, func() error {
+		if logs.count("refusing gossip member") == 0 {
+			return fmt.Errorf("no refusal logged:\n%s", logs)
+		}
+		return nil
+	})
+	for _, m := range a.Members() {
+		if m.Meta.ID == "c" {
+			t.Fatalf("the refused member is listed: %+v", m)
+		}
+	}
+	if n := aliveCount(stranger); n != 1 {
+		t.Fatalf("the stranger sees %d alive members, want only itself", n)
+	}
+	if !strings.Contains(logs.String(), `untrusted CA \"ca-2\"`) && !strings.Contains(logs.String(), `untrusted CA "ca-2"`) {
+		t.Fatalf("the refusal does not say why:\n%s", logs)
+	}
+}

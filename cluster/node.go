@@ -9,8 +9,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -40,17 +38,16 @@ var (
 // Config configures a Node.
 type Config struct {
 	NodeID string
-	// Secrets authenticate nodes to each other's internal endpoints: the
-	// first is sent, any is accepted. Every node must hold the first of
-	// the others. None leaves those endpoints open (fit only for tests).
-	Secrets [][]byte
 	// Dir holds the Raft log, stable store and snapshots.
 	Dir string
-	// BindAddr is the Raft TCP address. Empty means a group of one that
-	// never talks to peers: an in-memory transport, no port opened.
-	BindAddr string
-	// AdvertiseAddr is the Raft address peers dial; empty means BindAddr.
-	AdvertiseAddr string
+	// Transport carries Raft and the internal endpoints between peers
+	// (see Listen); the node closes it when it closes. Nil means a group
+	// of one that never talks to peers: an in-memory transport, no port
+	// opened.
+	Transport *Transport
+	// Blobs, when set, is the local blob store served to peers for blob
+	// copies (see ReplicatedBlobs).
+	Blobs storage.BlobStore
 	// Bootstrap makes a node with no Raft state start a group of one.
 	Bootstrap bool
 	FSM       *fsm.FSM
@@ -78,9 +75,6 @@ type Config struct {
 	// LeaderWait bounds how long a write waits for a leader to exist
 	// before it fails with ErrNoLeader; zero picks 5s.
 	LeaderWait time.Duration
-	// LeaderAPI maps a server id to the address of its HTTP API, where
-	// followers forward writes. Nil for a group of one.
-	LeaderAPI func(id string) (addr string, ok bool)
 	// OnApply, if set, is told how long each batch of committed entries
 	// took to apply to the state store. It runs on the apply path and
 	// must not block.
@@ -100,7 +94,7 @@ type Node struct {
 
 	proposals chan *proposal
 	inflight  chan struct{}
-	client    *http.Client
+	peers     *Transport             // nil for a group of one
 	transport *raft.NetworkTransport // nil for a group of one
 
 	ready     atomic.Bool // leader with its FSM caught up
@@ -137,7 +131,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	single := cfg.BindAddr == ""
+	single := cfg.Transport == nil
 	if cfg.HeartbeatTimeout == 0 {
 		cfg.HeartbeatTimeout = time.Second
 		if single {
@@ -187,7 +181,9 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	defer func() {
 		if !started {
 			if tcp != nil {
-				tcp.Close()
+				tcp.Close() // and with it cfg.Transport
+			} else if cfg.Transport != nil {
+				cfg.Transport.Close()
 			}
 			bolt.Close()
 		}
@@ -215,20 +211,13 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	if single {
 		addr, trans = raft.NewInmemTransport(raft.ServerAddress(cfg.NodeID))
 	} else {
-		var adv net.Addr
-		if cfg.AdvertiseAddr != "" {
-			a, err := net.ResolveTCPAddr("tcp", cfg.AdvertiseAddr)
-			if err != nil {
-				return nil, fmt.Errorf("cluster: advertise address %q: %w", cfg.AdvertiseAddr, err)
-			}
-			adv = a
-		}
-		tt, err := raft.NewTCPTransportWithLogger(cfg.BindAddr, adv, 3, 10*time.Second, hl)
-		if err != nil {
-			return nil, fmt.Errorf("cluster: raft transport on %s: %w", cfg.BindAddr, err)
-		}
-		addr, trans = tt.LocalAddr(), tt
-		tcp = tt
+		tcp = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+			Stream:  &raftStream{chanListener{t: cfg.Transport, conns: cfg.Transport.raftConns}},
+			MaxPool: 3,
+			Timeout: 10 * time.Second,
+			Logger:  hl,
+		})
+		addr, trans = tcp.LocalAddr(), tcp
 	}
 
 	if cfg.Bootstrap {
@@ -254,7 +243,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		// one applies. More would shrink batches without adding speed.
 		inflight:  make(chan struct{}, 2),
 		stop:      make(chan struct{}),
-		client:    &http.Client{Timeout: cfg.ApplyTimeout + 5*time.Second},
+		peers:     cfg.Transport,
 		transport: tcp,
 		leaders:   make(chan raft.Observation, 16),
 	}
@@ -272,6 +261,9 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		_, ok := o.Data.(raft.LeaderObservation)
 		return ok
 	}))
+	if n.peers != nil {
+		n.peers.serve(n.internalHandler())
+	}
 	n.wg.Add(2)
 	go n.batchLoop()
 	go n.leadershipLoop()

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -17,7 +19,7 @@ import (
 
 // clientFlags are shared by the commands that talk to a running server.
 type clientFlags struct {
-	server, token, output string
+	server, token, output, caCert string
 }
 
 func (f *clientFlags) register(cmd *cobra.Command) {
@@ -25,6 +27,7 @@ func (f *clientFlags) register(cmd *cobra.Command) {
 	fs.StringVar(&f.server, "server", "", "server URL (env NEBULA_ADDR; default http://127.0.0.1:8787)")
 	fs.StringVar(&f.token, "token", "", "API token (env NEBULA_TOKEN)")
 	fs.StringVar(&f.output, "output", "table", "output format: table or json")
+	fs.StringVar(&f.caCert, "ca-cert", "", "PEM file of the CA that signed the server's https certificate (env NEBULA_CA_CERT)")
 }
 
 // client returns an API client configured from the flags and env.
@@ -46,7 +49,34 @@ func (f *clientFlags) client(cmd *cobra.Command) (*apiClient, error) {
 	if !cmd.Flags().Changed("token") {
 		token = os.Getenv("NEBULA_TOKEN")
 	}
-	return &apiClient{base: strings.TrimRight(base, "/"), token: token, hc: &http.Client{Timeout: 5 * time.Minute}}, nil
+	tr, err := clientTransport(flagOrEnv(cmd, "ca-cert", f.caCert))
+	if err != nil {
+		return nil, err
+	}
+	return &apiClient{base: strings.TrimRight(base, "/"), token: token, hc: &http.Client{Transport: tr, Timeout: 5 * time.Minute}}, nil
+}
+
+// clientTransport returns the HTTP transport of API clients: it trusts
+// the system's CAs, and the one in caFile when given (a server whose
+// certificate a private CA signed).
+func clientTransport(caFile string) (*http.Transport, error) {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if caFile == "" {
+		return tr, nil
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, usagef("--ca-cert: %v", err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, usagef("--ca-cert: %s holds no PEM certificate", caFile)
+	}
+	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	return tr, nil
 }
 
 // apiClient calls the HTTP API and turns its error shape into errors.

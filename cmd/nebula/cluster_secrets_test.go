@@ -1,6 +1,9 @@
 package main
 
 import (
+	"bufio"
+	"crypto/tls"
+	"encoding/hex"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/nebula-engine/nebula/storage/secrets"
 )
 
 // TestClusterSharesCredentialsAndGuardsPeers: a credential stored through
@@ -57,23 +62,66 @@ func TestClusterSharesCredentialsAndGuardsPeers(t *testing.T) {
 	}
 	mu.Unlock()
 
-	// Internal endpoints answer peers only.
+	// Internal endpoints are not on the API port at all; on the peer
+	// port they need both a certificate of the cluster and the secret
+	// derived from the master key.
 	for _, path := range []string{"/internal/v1/submit", "/internal/v1/status", "/internal/v1/blobs/sha256:" + strings.Repeat("0", 64)} {
-		method := http.MethodPost
-		if strings.Contains(path, "blobs") {
-			method = http.MethodGet
-		}
-		req, _ := http.NewRequest(method, c.nodes[0].p.url+path, strings.NewReader("x"))
-		req.Header.Set("Authorization", "Bearer "+strings.Repeat("ab", 32))
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusUnauthorized {
-			t.Errorf("%s %s without the cluster secret: %d, want 401", method, path, resp.StatusCode)
+		code := c.nodes[0].p.tryCall("POST", path, "x", nil)
+		if code != http.StatusNotFound {
+			t.Errorf("POST %s on the API port: %d, want 404", path, code)
 		}
 	}
+	peer := c.nodes[0].raft
+	if resp, err := http.Post("http://"+peer+"/internal/v1/status", "text/plain", nil); err == nil {
+		resp.Body.Close()
+		t.Errorf("plain HTTP on the peer port was answered: %s", resp.Status)
+	}
+	keys, _, err := secrets.LoadKeys(t.TempDir(), testClusterKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := hex.EncodeToString(secrets.DeriveKey(keys[0], "peers"))
+	cert := nodeCert(t, derivedCA(t, testClusterKey), "n1")
+	for _, tc := range []struct {
+		auth string
+		want int
+	}{
+		{"", http.StatusUnauthorized},
+		{"Bearer " + strings.Repeat("ab", 32), http.StatusUnauthorized},
+		{"Bearer " + secret, http.StatusOK},
+	} {
+		code, err := peerHTTP(peer, cert, "POST", "/internal/v1/status", tc.auth)
+		if err != nil || code != tc.want {
+			t.Errorf("status with a cluster certificate and authorization %.12q: %d %v, want %d", tc.auth, code, err, tc.want)
+		}
+	}
+}
+
+// peerHTTP makes one internal call to a node's peer port with cert, as a
+// peer would, and returns the status.
+func peerHTTP(addr string, cert tls.Certificate, method, path, auth string) (int, error) {
+	conn, err := tls.Dial("tcp", addr, &tls.Config{Certificates: []tls.Certificate{cert}, InsecureSkipVerify: true})
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := conn.Write([]byte{peerProtoHTTP}); err != nil {
+		return 0, err
+	}
+	req, _ := http.NewRequest(method, "https://"+addr+path, nil)
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	if err := req.Write(conn); err != nil {
+		return 0, err
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), req)
+	if err != nil {
+		return 0, err
+	}
+	resp.Body.Close()
+	return resp.StatusCode, nil
 }
 
 // TestServerNeedsMasterKey: a server never makes a master key of its own,

@@ -59,7 +59,7 @@ func newRoot() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return flagError{err} })
-	root.AddCommand(newDesktopCmd(), newServerCmd(), newControlPlaneCmd(), newWorkerCmd(), newWorkflowCmd(), newRunCmd(), newExecutionCmd(), newClusterCmd(), newCredentialCmd(), newActionCmd(), newTenantCmd(), newVersionCmd())
+	root.AddCommand(newDesktopCmd(), newServerCmd(), newControlPlaneCmd(), newWorkerCmd(), newWorkflowCmd(), newRunCmd(), newExecutionCmd(), newClusterCmd(), newCredentialCmd(), newActionCmd(), newTenantCmd(), newTLSCmd(), newVersionCmd())
 	return root
 }
 

@@ -27,6 +27,7 @@ import (
 	"github.com/nebula-engine/nebula/internal/config"
 	"github.com/nebula-engine/nebula/internal/ids"
 	"github.com/nebula-engine/nebula/internal/metrics"
+	"github.com/nebula-engine/nebula/internal/tlsutil"
 	"github.com/nebula-engine/nebula/storage"
 	"github.com/nebula-engine/nebula/storage/blobfs"
 	"github.com/nebula-engine/nebula/storage/secrets"
@@ -90,6 +91,12 @@ func (f *nodeFlags) apply(cmd *cobra.Command, cfg *config.Config) error {
 	}
 	if v := os.Getenv("NEBULA_WORKER_TOKEN"); v != "" {
 		cfg.API.WorkerToken = v
+	}
+	if v := os.Getenv("NEBULA_API_TLS_CERT"); v != "" {
+		cfg.API.TLSCertFile = v
+	}
+	if v := os.Getenv("NEBULA_API_TLS_KEY"); v != "" {
+		cfg.API.TLSKeyFile = v
 	}
 	cfg.Resolve()
 	if err := cfg.Validate(); err != nil {
@@ -247,10 +254,11 @@ func runNode(ctx context.Context, cfg *config.Config, r role, logger *slog.Logge
 	// Peers prove themselves to each other, and gossip is encrypted, with
 	// keys derived from the master keys: holding the master key is what
 	// makes a node a member.
-	var peerSecrets, gossipKeys [][]byte
+	var peerSecrets, gossipKeys, caSeeds [][]byte
 	for _, k := range masterKeys {
 		peerSecrets = append(peerSecrets, secrets.DeriveKey(k, "peers"))
 		gossipKeys = append(gossipKeys, secrets.DeriveKey(k, "gossip"))
+		caSeeds = append(caSeeds, secrets.DeriveKey(k, "cluster-ca"))
 	}
 
 	// Bind first: a port in use is reported before any state is opened.
@@ -259,6 +267,35 @@ func runNode(ctx context.Context, cfg *config.Config, r role, logger *slog.Logge
 		return fmt.Errorf("api: %w", err)
 	}
 	defer ln.Close()
+	scheme := "http"
+	var apiCert *tlsutil.Keypair
+	if cfg.API.TLSCertFile != "" {
+		if apiCert, err = tlsutil.NewKeypair(cfg.API.TLSCertFile, cfg.API.TLSKeyFile, logger); err != nil {
+			return usageError{err}
+		}
+		scheme = "https"
+	}
+
+	var (
+		peers    *cluster.Transport
+		peerTLS  *tlsutil.Peer
+		self     cluster.MemberMeta
+		apiAddr  string
+		raftAddr string
+	)
+	if r != roleDesktop {
+		if apiAddr, err = advertise(cfg.Cluster.AdvertiseAPIAddr, ln.Addr().String()); err != nil {
+			return usagef("cluster.advertise_api_addr: %v", err)
+		}
+		if raftAddr, err = advertise(cfg.Cluster.AdvertiseRaftAddr, cfg.Cluster.RaftAddr); err != nil {
+			return usagef("cluster.advertise_raft_addr: %v", err)
+		}
+		peers, peerTLS, err = listenPeers(cfg, peerOptions{raftAddr: raftAddr, caSeeds: caSeeds, secrets: peerSecrets, logger: logger})
+		if err != nil {
+			return err
+		}
+		defer peers.Close()
+	}
 
 	store, err := sqlite.Open(ctx, sqlite.Config{Path: cfg.Storage.Path, Logger: logger})
 	if err != nil {
@@ -270,26 +307,23 @@ func runNode(ctx context.Context, cfg *config.Config, r role, logger *slog.Logge
 	if err != nil {
 		return err
 	}
-	var (
-		members *cluster.Membership
-		self    cluster.MemberMeta
-	)
+	var members *cluster.Membership
 	var blobs storage.BlobStore = local
 	if r != roleDesktop {
 		blobs = cluster.NewReplicatedBlobs(cluster.BlobsConfig{
-			Local:   local,
-			Secrets: peerSecrets,
+			Local:     local,
+			Transport: peers,
 			Peers: func() []string {
-				var peers []string
+				var addrs []string
 				if members == nil {
 					return nil
 				}
 				for _, m := range members.Members() {
 					if m.Meta.ID != nodeID && m.Meta.Role == cluster.RoleCoordinator && m.Status == cluster.StatusAlive {
-						peers = append(peers, m.Meta.APIAddr)
+						addrs = append(addrs, m.Meta.RaftAddr)
 					}
 				}
-				return peers
+				return addrs
 			},
 		})
 	}
@@ -324,7 +358,6 @@ func runNode(ctx context.Context, cfg *config.Config, r role, logger *slog.Logge
 
 	ccfg := cluster.Config{
 		NodeID:            nodeID,
-		Secrets:           peerSecrets,
 		Dir:               filepath.Join(dataDir, "raft"),
 		FSM:               f,
 		Logger:            logger,
@@ -337,29 +370,11 @@ func runNode(ctx context.Context, cfg *config.Config, r role, logger *slog.Logge
 	if r == roleDesktop {
 		ccfg.Bootstrap = true
 	} else {
-		apiAddr, err := advertise(cfg.Cluster.AdvertiseAPIAddr, ln.Addr().String())
-		if err != nil {
-			return usagef("cluster.advertise_api_addr: %v", err)
-		}
-		raftAddr, err := advertise(cfg.Cluster.AdvertiseRaftAddr, cfg.Cluster.RaftAddr)
-		if err != nil {
-			return usagef("cluster.advertise_raft_addr: %v", err)
-		}
-		self = cluster.MemberMeta{ID: nodeID, Role: cluster.RoleCoordinator, APIAddr: apiAddr, RaftAddr: raftAddr, Version: version}
-		ccfg.BindAddr = cfg.Cluster.RaftAddr
-		ccfg.AdvertiseAddr = raftAddr
+		self = cluster.MemberMeta{ID: nodeID, Role: cluster.RoleCoordinator, APIAddr: apiAddr, RaftAddr: raftAddr, Version: version,
+			Transport: peers.Mode(), CA: peers.Issuer()}
+		ccfg.Transport = peers
+		ccfg.Blobs = local
 		ccfg.HeartbeatTimeout = time.Duration(cfg.Cluster.HeartbeatTimeout)
-		ccfg.LeaderAPI = func(id string) (string, bool) {
-			if members == nil {
-				return "", false
-			}
-			for _, m := range members.Members() {
-				if m.Meta.ID == id && m.Meta.APIAddr != "" {
-					return m.Meta.APIAddr, true
-				}
-			}
-			return "", false
-		}
 	}
 	node, err := cluster.Open(ctx, ccfg)
 	if err != nil {
@@ -381,6 +396,7 @@ func runNode(ctx context.Context, cfg *config.Config, r role, logger *slog.Logge
 			BindAddr: cfg.Cluster.GossipAddr,
 			Join:     cfg.Cluster.Join,
 			Keys:     gossipKeys,
+			Admit:    peers.Admit,
 			Logger:   logger,
 		})
 		if err != nil {
@@ -404,8 +420,6 @@ func runNode(ctx context.Context, cfg *config.Config, r role, logger *slog.Logge
 	})
 	source.svc = svc
 	mux := http.NewServeMux()
-	mux.Handle("/internal/", node.Handler())
-	mux.Handle("/internal/v1/blobs/", cluster.BlobHandler(local, peerSecrets))
 	mux.Handle("/", api.New(api.Config{
 		Service: svc,
 		Ready:   node.Ready,
@@ -419,7 +433,13 @@ func runNode(ctx context.Context, cfg *config.Config, r role, logger *slog.Logge
 	}))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
+	if apiCert != nil {
+		// ServeTLS adds HTTP/2 to what the listener offers.
+		srv.TLSConfig = apiCert.ServerConfig()
+		go func() { serveErr <- srv.ServeTLS(ln, "", "") }()
+	} else {
+		go func() { serveErr <- srv.Serve(ln) }()
+	}
 	if addr := os.Getenv("NEBULA_PPROF_ADDR"); addr != "" {
 		// Profiling stays off the API listener: it is for operators only.
 		go func() {
@@ -471,6 +491,14 @@ func runNode(ctx context.Context, cfg *config.Config, r role, logger *slog.Logge
 	})
 	goWork(func(ctx context.Context) { svc.RunTimers(ctx, node.IsLeader) })
 	goWork(func(ctx context.Context) { svc.RunCron(ctx, node.IsLeader) })
+	goWork(func(ctx context.Context) {
+		watchCerts(ctx, logger, peerTLS, apiCert, func() {
+			if members != nil {
+				members.SetCA(peers.Issuer())
+			}
+			peers.Recheck()
+		})
+	})
 	if cfg.Worker.Enabled {
 		wake, stopWake := hub.TasksReady()
 		defer stopWake()
@@ -498,7 +526,7 @@ func runNode(ctx context.Context, cfg *config.Config, r role, logger *slog.Logge
 				// Before "ready": the configured bounds are in force.
 				svc.SyncLimits(ctx)
 			}
-			logger.Info("ready", "api", "http://"+ln.Addr().String(), "data", dataDir, "startup", time.Since(start).Round(time.Millisecond))
+			logger.Info("ready", "api", scheme+"://"+ln.Addr().String(), "data", dataDir, "peers", peerMode(peers, cfg), "startup", time.Since(start).Round(time.Millisecond))
 		}
 	}()
 

@@ -80,7 +80,7 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-var readyLine = regexp.MustCompile(`msg=ready .*api=(http://[0-9.:]+)`)
+var readyLine = regexp.MustCompile(`msg=ready .*api=(https?://[0-9.:]+)`)
 
 // startProc runs nebula with args and returns at once; the process is
 // killed when the test ends.
@@ -94,6 +94,13 @@ func startProc(t *testing.T, args ...string) *proc {
 // nebula itself.
 func startWrapped(t *testing.T, wrap []string, args ...string) *proc {
 	t.Helper()
+	return startWrappedEnv(t, wrap, nil, args...)
+}
+
+// startWrappedEnv is startWrapped with extra environment variables, which
+// win over the ones it sets.
+func startWrappedEnv(t *testing.T, wrap, env []string, args ...string) *proc {
+	t.Helper()
 	token := ""
 	if len(args) > 0 && args[0] == "worker" && !slices.Contains(args, "--token") {
 		args = append(slices.Clone(args), "--token", testWorkerToken)
@@ -105,6 +112,12 @@ func startWrapped(t *testing.T, wrap []string, args ...string) *proc {
 		cmd.Env = append(os.Environ(), "NEBULA_MASTER_KEY="+testClusterKey,
 			"NEBULA_ADMIN_TOKEN="+testAdminToken, "NEBULA_WORKER_TOKEN="+testWorkerToken)
 		token = testAdminToken
+	}
+	if len(env) > 0 {
+		if cmd.Env == nil {
+			cmd.Env = os.Environ()
+		}
+		cmd.Env = append(cmd.Env, env...)
 	}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

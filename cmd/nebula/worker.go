@@ -32,7 +32,7 @@ import (
 func newWorkerCmd() *cobra.Command {
 	var (
 		servers, token, id string
-		configFile         string
+		configFile, caCert string
 		concurrency        int
 		leaseTTL, drain    time.Duration
 		allowPrivate       bool
@@ -96,18 +96,23 @@ func newWorkerCmd() *cobra.Command {
 			if cmd.Flags().Changed("allow-private-network") {
 				cfg.Sandbox.AllowPrivateNetwork = allowPrivate
 			}
+			tr, err := clientTransport(flagOrEnv(cmd, "ca-cert", caCert))
+			if err != nil {
+				return err
+			}
 			logger := newLogger().With("worker", id)
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			return runWorker(ctx, workerOptions{
 				urls: urls, token: token, id: id, concurrency: concurrency,
-				leaseTTL: leaseTTL, drain: drain, cfg: cfg, logger: logger,
+				leaseTTL: leaseTTL, drain: drain, cfg: cfg, logger: logger, transport: tr,
 			})
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&servers, "server", "", "server URLs, comma separated (env NEBULA_SERVER or NEBULA_ADDR)")
 	f.StringVar(&token, "token", "", "API token (env NEBULA_TOKEN)")
+	f.StringVar(&caCert, "ca-cert", "", "PEM file of the CA that signed the servers' https certificate (env NEBULA_CA_CERT)")
 	f.StringVar(&configFile, "config", "", "config file whose [sandbox] section applies (default: the selfhost preset's)")
 	f.StringVar(&id, "id", "", "worker name in leases (default host name plus a random suffix)")
 	f.IntVar(&concurrency, "concurrency", 16, "attempts run at once")
@@ -124,13 +129,14 @@ type workerOptions struct {
 	leaseTTL, drain time.Duration
 	cfg             *config.Config
 	logger          *slog.Logger
+	transport       http.RoundTripper
 }
 
 // runWorker runs the engine's worker over a remote submitter until ctx
 // ends, then drains.
 func runWorker(ctx context.Context, o workerOptions) error {
 	remote := &remoteSubmitter{urls: o.urls, token: o.token, leaseTTL: o.leaseTTL, logger: o.logger,
-		hc: &http.Client{Timeout: 2 * time.Minute}}
+		hc: &http.Client{Transport: o.transport, Timeout: 2 * time.Minute}}
 	run, err := newRunners(ctx, runnersConfig{
 		cfg: o.cfg,
 		actions: engine.Builtins(engine.BuiltinsConfig{

@@ -106,6 +106,10 @@ type Config struct {
 		// WorkerToken lets remote workers use the worker protocol and
 		// nothing else. Env NEBULA_WORKER_TOKEN.
 		WorkerToken string `toml:"worker_token"`
+		// TLSCertFile and TLSKeyFile serve the API over https (env
+		// NEBULA_API_TLS_CERT, NEBULA_API_TLS_KEY); both or neither.
+		TLSCertFile string `toml:"tls_cert_file"`
+		TLSKeyFile  string `toml:"tls_key_file"`
 	} `toml:"api"`
 	Cluster struct {
 		NodeID            string   `toml:"node_id"`
@@ -131,6 +135,17 @@ type Config struct {
 		SnapshotThreshold uint64   `toml:"snapshot_threshold"`
 		SnapshotInterval  Duration `toml:"snapshot_interval"`
 		TrailingLogs      uint64   `toml:"trailing_logs"`
+		// InsecureTransport lets peers talk in plain text: the only way
+		// to turn off their mutual TLS.
+		InsecureTransport bool `toml:"insecure_transport"`
+		// TLS brings a CA of one's own for the peers' mutual TLS; when
+		// CAFile is empty, the CA is derived from the master key.
+		TLS struct {
+			CAFile               string `toml:"ca_file"`
+			CertFile             string `toml:"cert_file"`
+			KeyFile              string `toml:"key_file"`
+			VerifyServerHostname bool   `toml:"verify_server_hostname"`
+		} `toml:"tls"`
 	} `toml:"cluster"`
 	Worker struct {
 		Enabled     bool `toml:"enabled"`
@@ -317,6 +332,18 @@ func (c *Config) Validate() error {
 	if c.API.WorkerToken != "" && c.API.WorkerToken == c.API.AdminToken {
 		return bad("api.worker_token", "must differ from api.admin_token")
 	}
+	if (c.API.TLSCertFile == "") != (c.API.TLSKeyFile == "") {
+		return bad("api.tls_cert_file", "api.tls_cert_file and api.tls_key_file go together (env NEBULA_API_TLS_CERT, NEBULA_API_TLS_KEY): set both or neither")
+	}
+	ct := c.Cluster.TLS
+	switch {
+	case ct.CAFile == "" && (ct.CertFile != "" || ct.KeyFile != ""):
+		return bad("cluster.tls.ca_file", "required with cluster.tls.cert_file and key_file: the CA that signed every node's certificate")
+	case ct.CAFile != "" && (ct.CertFile == "" || ct.KeyFile == ""):
+		return bad("cluster.tls.cert_file", "cluster.tls.ca_file needs this node's cert_file and key_file too (made with `nebula tls cert create`)")
+	case c.Cluster.InsecureTransport && (ct.CAFile != "" || ct.VerifyServerHostname):
+		return bad("cluster.insecure_transport", "true turns peer TLS off, yet [cluster.tls] is set: choose one")
+	}
 	if c.Cluster.BootstrapExpect < 1 || c.Cluster.BootstrapExpect > 9 {
 		return bad("cluster.bootstrap_expect", "must be from 1 to 9, got %d", c.Cluster.BootstrapExpect)
 	}
@@ -342,7 +369,7 @@ func (c *Config) Validate() error {
 	if c.Worker.LeaseTTL < Duration(time.Second) {
 		return bad("worker.lease_ttl", "must be at least 1s")
 	}
-	if !validNodeID(c.Cluster.NodeID) {
+	if !ValidNodeID(c.Cluster.NodeID) {
 		return bad("cluster.node_id", "%q must be 1-64 characters of a-z, A-Z, 0-9, '-', '_', '.'", c.Cluster.NodeID)
 	}
 	// Community actions are always isolated: no configuration weakens
@@ -405,7 +432,8 @@ func (c *Config) Validate() error {
 // tokens are compared as given, so they must be hard to guess.
 const minTokenLen = 16
 
-func validNodeID(s string) bool {
+// ValidNodeID reports whether s can be a node id (cluster.node_id).
+func ValidNodeID(s string) bool {
 	if s == "" || len(s) > 64 {
 		return false
 	}

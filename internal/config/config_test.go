@@ -60,6 +60,12 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 		{"same tokens", "[api]\nadmin_token = \"0123456789abcdef\"\nworker_token = \"0123456789abcdef\"\n", "api.worker_token"},
 		{"tenants without auth", "[tenant]\nenabled = true\n[api]\nauth = false\n", "api.auth"},
 		{"tenants need the admin token", "[tenant]\nenabled = true\n", "api.admin_token"},
+		{"api cert without key", "[api]\ntls_cert_file = \"a.pem\"\n", "api.tls_cert_file"},
+		{"api key without cert", "[api]\ntls_key_file = \"a-key.pem\"\n", "api.tls_cert_file"},
+		{"peer cert without CA", "[cluster.tls]\ncert_file = \"n1.pem\"\nkey_file = \"n1-key.pem\"\n", "cluster.tls.ca_file"},
+		{"peer CA without cert", "[cluster.tls]\nca_file = \"ca.pem\"\n", "cluster.tls.cert_file"},
+		{"plain text and TLS", "[cluster]\ninsecure_transport = true\n[cluster.tls]\nca_file = \"ca.pem\"\ncert_file = \"n1.pem\"\nkey_file = \"n1-key.pem\"\n", "cluster.insecure_transport"},
+		{"unknown tls key", "[cluster.tls]\nca = \"ca.pem\"\n", "cluster.tls.ca"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
