@@ -378,21 +378,23 @@ func (t *Transport) accept(raw net.Conn) {
 		t.refusals.log(t.logger, hostOf(raw.RemoteAddr()), "refused a peer connection", "remote", raw.RemoteAddr().String(), "err", reason)
 		raw.Close()
 	}
-	if t.cfg.TLS != nil {
-		tc := tls.Server(raw, t.cfg.TLS.ServerConfig())
-		err := tc.Handshake()
-		<-t.pending
-		if err != nil {
-			refuse("TLS handshake: " + describeHandshake(err))
-			return
-		}
-		chain = tc.ConnectionState().PeerCertificates
-		conn = tc
-	} else {
-		defer func() { <-t.pending }()
-	}
 	var b [1]byte
-	if _, err := io.ReadFull(conn, b[:]); err != nil {
+	err := func() error {
+		// The slot is held until the peer has said what it speaks.
+		defer func() { <-t.pending }()
+		if t.cfg.TLS != nil {
+			tc := tls.Server(raw, t.cfg.TLS.ServerConfig())
+			if err := tc.Handshake(); err != nil {
+				refuse("TLS handshake: " + describeHandshake(err))
+				return err
+			}
+			chain = tc.ConnectionState().PeerCertificates
+			conn = tc
+		}
+		_, err := io.ReadFull(conn, b[:])
+		return err
+	}()
+	if err != nil {
 		conn.Close()
 		return
 	}

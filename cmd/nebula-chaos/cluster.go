@@ -77,8 +77,10 @@ func randomHex(n int) string {
 // with ports free now.
 //
 // maxRunning, when positive, bounds the running executions
-// (engine.max_concurrent_executions), so that some wait as pending.
-func newCluster(bin, dir string, lab *netLab, maxRunning int, logf func(string, ...any)) (*cluster, error) {
+// (engine.max_concurrent_executions), so that some wait as pending;
+// insecure runs the peers in plain text (cluster.insecure_transport)
+// instead of the default mutual TLS.
+func newCluster(bin, dir string, lab *netLab, maxRunning int, insecure bool, logf func(string, ...any)) (*cluster, error) {
 	c := &cluster{
 		bin:   bin,
 		token: "chaos-" + randomHex(16),
@@ -118,6 +120,9 @@ func newCluster(bin, dir string, lab *netLab, maxRunning int, logf func(string, 
 			return nil, err
 		}
 		config := clusterConfig
+		if insecure {
+			config = strings.Replace(config, "[cluster]\n", "[cluster]\ninsecure_transport = true\n", 1)
+		}
 		if maxRunning > 0 {
 			config += fmt.Sprintf("[engine]\nmax_concurrent_executions = %d\n", maxRunning)
 		}

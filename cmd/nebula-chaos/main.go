@@ -52,6 +52,7 @@ type options struct {
 	seed       uint64
 	quiet      bool
 	maxRunning int
+	insecure   bool
 }
 
 func main() {
@@ -71,6 +72,7 @@ func main() {
 	flag.Uint64Var(&o.seed, "seed", 0, "seed of the clients' and the faults' random choices (0: random)")
 	flag.BoolVar(&o.quiet, "q", false, "print only the report")
 	flag.IntVar(&o.maxRunning, "max-running", 0, "engine.max_concurrent_executions of the servers, so that executions queue as pending (0: the preset's)")
+	flag.BoolVar(&o.insecure, "insecure-transport", false, "run the peers in plain text (cluster.insecure_transport) instead of mutual TLS")
 	flag.Parse()
 	if o.nebula == "" || flag.NArg() > 0 {
 		fmt.Fprintln(os.Stderr, "usage: nebula-chaos -nebula PATH [flags]")
@@ -184,7 +186,7 @@ func runChaos(ctx context.Context, o options, w io.Writer) (int, error) {
 		}
 	}()
 
-	c, err := newCluster(bin, dataDir, lab, o.maxRunning, logf)
+	c, err := newCluster(bin, dataDir, lab, o.maxRunning, o.insecure, logf)
 	if err != nil {
 		return 2, err
 	}
@@ -338,7 +340,11 @@ type report struct {
 }
 
 func (r *report) write(w io.Writer) {
-	fmt.Fprintf(w, "nebula-chaos: 3 nodes on %s; %d clients for %s; seed %d\n", r.where, r.o.clients, r.loadTime.Round(time.Millisecond), r.seed)
+	peers := "mutual TLS"
+	if r.o.insecure {
+		peers = "plain text"
+	}
+	fmt.Fprintf(w, "nebula-chaos: 3 nodes on %s, peers over %s; %d clients for %s; seed %d\n", r.where, peers, r.o.clients, r.loadTime.Round(time.Millisecond), r.seed)
 	if len(r.skipped) > 0 {
 		fmt.Fprintf(w, "skipped faults: %s\n", strings.Join(r.skipped, " "))
 	}
