@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -108,7 +109,7 @@ type Transport struct {
 	conns map[*peerConn]struct{}
 
 	refusals *rateLog
-	client   *http.Client
+	client   atomic.Pointer[http.Client]
 	scheme   string
 	srv      *http.Server
 }
@@ -156,26 +157,32 @@ func Listen(cfg TransportConfig) (*Transport, error) {
 		refusals:  newRateLog(time.Minute),
 		scheme:    "http",
 	}
+	if cfg.TLS != nil {
+		t.scheme = "https"
+	}
+	t.client.Store(t.newClient())
+	t.wg.Add(1)
+	go t.acceptLoop()
+	return t, nil
+}
+
+// newClient returns the HTTP client of internal calls, over dial.
+func (t *Transport) newClient() *http.Client {
+	dial := func(ctx context.Context, _, addr string) (net.Conn, error) {
+		return t.dial(ctx, addr, protoHTTP)
+	}
 	ht := &http.Transport{
 		// Forwarded writes are many and concurrent: keep enough
 		// connections (and their handshakes) for them.
 		MaxIdleConnsPerHost: 64,
 		IdleConnTimeout:     90 * time.Second,
 	}
-	if cfg.TLS != nil {
-		t.scheme = "https"
-		ht.DialTLSContext = func(ctx context.Context, _, addr string) (net.Conn, error) {
-			return t.dial(ctx, addr, protoHTTP)
-		}
+	if t.cfg.TLS != nil {
+		ht.DialTLSContext = dial
 	} else {
-		ht.DialContext = func(ctx context.Context, _, addr string) (net.Conn, error) {
-			return t.dial(ctx, addr, protoHTTP)
-		}
+		ht.DialContext = dial
 	}
-	t.client = &http.Client{Transport: ht}
-	t.wg.Add(1)
-	go t.acceptLoop()
-	return t, nil
+	return &http.Client{Transport: ht}
 }
 
 // Addr returns the address peers reach this node at.
@@ -237,16 +244,25 @@ func (t *Transport) Close() error {
 			c.Conn.Close()
 		}
 		t.mu.Unlock()
-		t.client.CloseIdleConnections()
+		t.client.Load().CloseIdleConnections()
 	})
 	t.wg.Wait()
 	return nil
 }
 
-// Recheck closes the connections whose peer certificate the CAs trusted
-// now no longer accept, and returns how many it closed. Call it after the
-// certificates were reloaded: a CA removed stops opening the cluster at
-// once, not only for new connections.
+// staleGrace is how long an internal HTTP connection whose peer is no
+// longer trusted may go on: long enough for the request it carries to be
+// answered (a forwarded write cut in flight has an unknown outcome).
+const staleGrace = 30 * time.Second
+
+// Recheck ends the connections whose peer certificate the CAs trusted now
+// no longer accept, and returns how many. Call it after a reload, so that
+// a CA removed stops opening the cluster at once, not only for new
+// connections. Raft connections are closed at once (Raft sends again what
+// a closed connection lost); an internal HTTP connection finishes the
+// request it carries: it takes no new one from this node, its answers
+// tell the peer to close it, and it is closed after staleGrace whatever
+// happens.
 func (t *Transport) Recheck() int {
 	if t.cfg.TLS == nil {
 		return 0
@@ -254,16 +270,30 @@ func (t *Transport) Recheck() int {
 	t.mu.Lock()
 	var stale []*peerConn
 	for c := range t.conns {
-		if t.cfg.TLS.Verify(c.chain) != nil {
+		if !c.stale.Load() && t.cfg.TLS.Verify(c.chain) != nil {
 			stale = append(stale, c)
 		}
 	}
 	t.mu.Unlock()
+	renew := false
 	for _, c := range stale {
-		c.Close()
+		if c.proto == protoRaft {
+			c.Close()
+			continue
+		}
+		c.stale.Store(true)
+		time.AfterFunc(staleGrace, func() { c.Close() })
+		renew = renew || c.outbound
+	}
+	if renew {
+		// New calls go over new connections; the old client's finish
+		// what they carry and are closed once idle.
+		old := t.client.Swap(t.newClient())
+		old.CloseIdleConnections()
+		time.AfterFunc(staleGrace, old.CloseIdleConnections)
 	}
 	if len(stale) > 0 {
-		t.logger.Warn("closed peer connections whose certificates are no longer trusted", "count", len(stale))
+		t.logger.Warn("ending peer connections whose certificates are no longer trusted", "count", len(stale))
 	}
 	return len(stale)
 }
@@ -271,8 +301,18 @@ func (t *Transport) Recheck() int {
 // serve serves the internal endpoints on the peer port. The handler sees
 // only callers that passed the handshake and present one of the secrets.
 func (t *Transport) serve(h http.Handler) {
+	inner := requirePeer(t.cfg.Secrets, h)
 	t.srv = &http.Server{
-		Handler:           requirePeer(t.cfg.Secrets, h),
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if pc, _ := r.Context().Value(peerConnKey{}).(*peerConn); pc != nil && pc.stale.Load() {
+				// See Recheck: the peer should use another connection.
+				w.Header().Set("Connection", "close")
+			}
+			inner.ServeHTTP(w, r)
+		}),
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			return context.WithValue(ctx, peerConnKey{}, c)
+		},
 		ReadHeaderTimeout: t.cfg.Timeout,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(t.logger.Handler(), slog.LevelDebug),
@@ -297,7 +337,7 @@ func (t *Transport) request(ctx context.Context, method, addr, path string, body
 	req.Header.Set("Content-Type", "application/octet-stream")
 	req.Header.Set("X-Nebula-Node", t.cfg.NodeID)
 	setPeerAuth(req, t.cfg.Secrets)
-	return t.client.Do(req)
+	return t.client.Load().Do(req)
 }
 
 // dial connects to a peer and says which protocol follows.
@@ -328,7 +368,7 @@ func (t *Transport) dial(ctx context.Context, addr string, proto byte) (net.Conn
 		return nil, err
 	}
 	conn.SetWriteDeadline(time.Time{})
-	return t.track(conn, chain), nil
+	return t.track(conn, chain, proto, true), nil
 }
 
 func (t *Transport) acceptLoop() {
@@ -412,7 +452,7 @@ func (t *Transport) accept(raw net.Conn) {
 		refuse(fmt.Sprintf("not a Nebula peer (first byte %#x)", b[0]))
 		return
 	}
-	pc := t.track(conn, chain)
+	pc := t.track(conn, chain, b[0], false)
 	select {
 	case to <- pc:
 	case <-t.closed:
@@ -443,8 +483,8 @@ func hostOf(a net.Addr) string {
 }
 
 // track registers a connection so that Close and Recheck can reach it.
-func (t *Transport) track(c net.Conn, chain []*x509.Certificate) *peerConn {
-	pc := &peerConn{Conn: c, t: t, chain: chain}
+func (t *Transport) track(c net.Conn, chain []*x509.Certificate, proto byte, outbound bool) *peerConn {
+	pc := &peerConn{Conn: c, t: t, chain: chain, proto: proto, outbound: outbound}
 	t.mu.Lock()
 	t.conns[pc] = struct{}{}
 	t.mu.Unlock()
@@ -460,10 +500,16 @@ func (t *Transport) track(c net.Conn, chain []*x509.Certificate) *peerConn {
 // peerConn is a connection with the peer's certificate chain.
 type peerConn struct {
 	net.Conn
-	t     *Transport
-	chain []*x509.Certificate
-	once  sync.Once
+	t        *Transport
+	chain    []*x509.Certificate
+	proto    byte // protoRaft or protoHTTP
+	outbound bool // dialled by this node
+	stale    atomic.Bool
+	once     sync.Once
 }
+
+// peerConnKey is the request context key of the *peerConn it came on.
+type peerConnKey struct{}
 
 func (c *peerConn) Close() error {
 	c.once.Do(func() {

@@ -364,6 +364,22 @@ func TestTransportReloadCutsRemovedCA(t *testing.T) {
 		t.Fatalf("after adding its CA: %v", err)
 	}
 
+	// An internal caller with a certificate of the old CA keeps a
+	// connection open.
+	server.serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+	caller := listenTest(t, peerFiles("caller", ca1, ca1, ca2), nil)
+	call := func() (*http.Response, error) {
+		resp, err := caller.request(context.Background(), http.MethodPost, server.Addr(), "/internal/v1/status", nil)
+		if err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+		return resp, err
+	}
+	if _, err := call(); err != nil {
+		t.Fatal(err)
+	}
+
 	// Move the server to a certificate of the new CA, then drop the old.
 	issue(ca2, "server")
 	write("server-ca.pem", pki.EncodeCert(ca2.Cert))
@@ -371,7 +387,16 @@ func TestTransportReloadCutsRemovedCA(t *testing.T) {
 		t.Fatal(err)
 	}
 	if n := server.Recheck(); n == 0 {
-		t.Fatal("removing a CA closed no connection made under it")
+		t.Fatal("removing a CA ended no connection made under it")
+	}
+	// The caller's pooled connection is stale: a call on it is still
+	// answered (it could be one in flight), with word to close.
+	resp, err := call()
+	if err != nil || resp.StatusCode != 200 || !resp.Close {
+		t.Fatalf("a call on a stale connection: %v %v; want it answered with Connection: close", resp, err)
+	}
+	if _, err := call(); err == nil {
+		t.Fatal("a new connection under the removed CA was accepted")
 	}
 	if err := appendEntries(client, server.Addr()); err == nil {
 		t.Fatal("a certificate of a removed CA was accepted")

@@ -285,6 +285,16 @@ func (a *applier) startExecution(c *StartExecution) (Result, error) {
 	}
 	exec := &storage.Execution{TenantID: c.Tenant, ID: c.ExecutionID, Input: c.Input, IdempotencyKey: c.IdempotencyKey}
 	existing, refusal, err := a.create(exec, wf)
+	if errors.Is(refusal, storage.ErrConflict) {
+		// The id is the proposer's, made at random for this start: an
+		// execution of this workflow that holds it is this very command,
+		// applied before. A follower sends the command again when the
+		// leader's answer was lost on the way (a broken connection), so
+		// the second time answers like the first rather than refusing.
+		if prev, gerr := a.tx.GetExecution(a.ctx, c.Tenant, c.ExecutionID); gerr == nil && prev.WorkflowID == c.WorkflowID {
+			return Result{ExecutionID: prev.ID}, nil
+		}
+	}
 	if err != nil || refusal != nil {
 		return Result{Err: refusal}, err
 	}

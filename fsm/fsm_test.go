@@ -14,6 +14,7 @@ import (
 
 	"github.com/nebula-engine/nebula/engine"
 	"github.com/nebula-engine/nebula/sandbox/inprocess"
+	"github.com/nebula-engine/nebula/storage"
 	"github.com/nebula-engine/nebula/storage/sqlite"
 )
 
@@ -126,6 +127,34 @@ func TestApplyRunsExecution(t *testing.T) {
 	}
 	if got := h.fsm.AppliedIndex(); got != h.index {
 		t.Fatalf("applied index = %d, want %d", got, h.index)
+	}
+}
+
+// TestStartSentTwice: a start applied twice, as when a follower sends it
+// again after losing the leader's answer, makes one execution and answers
+// the second time with it, not with a conflict; another workflow's start
+// with a taken id is still refused.
+func TestStartSentTwice(t *testing.T) {
+	h := newHarness(t, filepath.Join(t.TempDir(), "s.db"))
+	h.apply(&engine.PutWorkflow{Tenant: "default", ID: "chain", Definition: json.RawMessage(chain)})
+	h.apply(&engine.PutWorkflow{Tenant: "default", ID: "other", Definition: json.RawMessage(chain)})
+	start := &engine.StartExecution{Tenant: "default", ExecutionID: "e1", WorkflowID: "chain", Input: json.RawMessage(`{"n":20}`)}
+	first := h.apply(start)[0]
+	again := h.apply(start)[0]
+	if first.Err != nil || again.Err != nil || !first.Created || again.Created || again.ExecutionID != "e1" {
+		t.Fatalf("first %+v, again %+v; want e1 created once, then answered", first, again)
+	}
+	clash := h.applyRaw(&engine.StartExecution{Tenant: "default", ExecutionID: "e1", WorkflowID: "other"})[0]
+	if !errors.Is(clash.Err, storage.ErrConflict) {
+		t.Fatalf("another workflow's start with a taken id: %v, want a conflict", clash.Err)
+	}
+	h.runToEnd()
+	list, _, err := h.store.ListExecutions(context.Background(), "default", storage.ExecutionFilter{}, storage.Page{Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 1 {
+		t.Fatalf("%d executions, want 1", len(list))
 	}
 }
 

@@ -19,23 +19,10 @@ export CGO_ENABLED=0
 go build -o "$out/nebula" ./cmd/nebula
 go build -o "$out/bench" ./cmd/nebula-bench
 go build -o "$out/floor" ./cmd/nebula-floor
+lib=$(cd "$(dirname "$0")" && pwd)/lib.sh
 cd "$out"
 
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-}
-trap cleanup EXIT
-
-waitready() { # url
-	for _ in $(seq 1 200); do
-		curl -fsS -o /dev/null "$1/readyz" 2>/dev/null && return 0
-		sleep 0.05
-	done
-	echo "suite: $1 never became ready" >&2
-	exit 1
-}
+. "$lib"
 
 count() { # clients -> executions to start
 	case $1 in 1) echo 2000 ;; 32) echo 20000 ;; *) echo 30000 ;; esac

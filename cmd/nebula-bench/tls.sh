@@ -22,23 +22,10 @@ mkdir -p "$out"
 export CGO_ENABLED=0
 go build -o "$out/nebula" ./cmd/nebula
 go build -o "$out/bench" ./cmd/nebula-bench
+lib=$(cd "$(dirname "$0")" && pwd)/lib.sh
 cd "$out"
 
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-}
-trap cleanup EXIT
-
-waitready() { # url
-	for _ in $(seq 1 200); do
-		curl -fsS -o /dev/null "$1/readyz" 2>/dev/null && return 0
-		sleep 0.05
-	done
-	echo "tls: $1 never became ready" >&2
-	exit 1
-}
+. "$lib"
 
 NEBULA_MASTER_KEY=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
 NEBULA_ADMIN_TOKEN=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
