@@ -50,7 +50,7 @@ func newTestServer(tb testing.TB, options ...func(*testConfig)) *testServer {
 	opts := engine.Options{KnownAction: engine.Builtins(engine.BuiltinsConfig{}).Has, Registered: engine.IsRegistryAction}
 	hub := engine.NewHub()
 	machine := engine.NewMachine(engine.MachineConfig{Options: opts, Blobs: blobs})
-	f, err := fsm.New(ctx, fsm.Config{Store: store, Machine: machine, OnEvents: hub.Publish, TempDir: dir})
+	f, err := fsm.New(ctx, fsm.Config{Store: store, Machine: machine, OnEvents: hub.Publish})
 	if err != nil {
 		store.Close()
 		tb.Fatal(err)

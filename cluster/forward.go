@@ -319,6 +319,9 @@ type wireResult struct {
 	Tasks       []*storage.Task    `json:"tasks,omitempty"`
 	Accepted    bool               `json:"accepted,omitempty"`
 	Reclaimed   int                `json:"reclaimed,omitempty"`
+	Fired       int                `json:"fired,omitempty"`
+	Continued   int                `json:"continued,omitempty"`
+	Deferred    int                `json:"deferred,omitempty"`
 }
 
 type wireError struct {
@@ -342,7 +345,8 @@ var errorKinds = []struct {
 }
 
 func newWireResult(r engine.Result) *wireResult {
-	w := &wireResult{Index: r.Index, Version: r.Version, ExecutionID: r.ExecutionID, Execution: r.Execution, Created: r.Created, Tasks: r.Tasks, Accepted: r.Accepted, Reclaimed: r.Reclaimed}
+	w := &wireResult{Index: r.Index, Version: r.Version, ExecutionID: r.ExecutionID, Execution: r.Execution, Created: r.Created, Tasks: r.Tasks, Accepted: r.Accepted, Reclaimed: r.Reclaimed,
+		Fired: r.Fired, Continued: r.Continued, Deferred: r.Deferred}
 	if r.Err != nil {
 		w.Err = &wireError{Kind: "error", Msg: r.Err.Error()}
 		for _, k := range errorKinds {
@@ -356,7 +360,8 @@ func newWireResult(r engine.Result) *wireResult {
 }
 
 func (w *wireResult) result() engine.Result {
-	r := engine.Result{Index: w.Index, Version: w.Version, ExecutionID: w.ExecutionID, Execution: w.Execution, Created: w.Created, Tasks: w.Tasks, Accepted: w.Accepted, Reclaimed: w.Reclaimed}
+	r := engine.Result{Index: w.Index, Version: w.Version, ExecutionID: w.ExecutionID, Execution: w.Execution, Created: w.Created, Tasks: w.Tasks, Accepted: w.Accepted, Reclaimed: w.Reclaimed,
+		Fired: w.Fired, Continued: w.Continued, Deferred: w.Deferred}
 	if w.Err != nil {
 		r.Err = &remoteError{msg: w.Err.Msg}
 		for _, k := range errorKinds {

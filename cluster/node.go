@@ -192,7 +192,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, 2, hl)
+	snaps, err := newSnapshotStore(cfg.Dir, hl, logger)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: open snapshots: %w", err)
 	}
@@ -247,7 +247,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		transport: tcp,
 		leaders:   make(chan raft.Observation, 16),
 	}
-	r, err := raft.NewRaft(rc, &raftFSM{f: cfg.FSM, logger: logger, onApply: cfg.OnApply}, logs, bolt, snaps, trans)
+	r, err := raft.NewRaft(rc, &raftFSM{f: cfg.FSM, logger: logger, onApply: cfg.OnApply, dir: cfg.Dir}, logs, bolt, snaps, trans)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: start raft: %w", err)
 	}
@@ -307,9 +307,42 @@ func (n *Node) batchLoop() {
 				break drain
 			}
 		}
-		n.propose(batch)
+		n.propose(fairOrder(batch))
 		batch = make([]*proposal, 0, n.cfg.MaxBatch)
 	}
+}
+
+// fairOrder orders a batch so that tenants take turns: the first command
+// of each tenant, in the order they arrived, then the second of each, and
+// so on; one tenant's commands keep their order. A burst from one tenant
+// then shares the entry's budget of inline work (engine.Budget) with the
+// others rather than spending it before them. The system's own commands
+// (claims, reports, timers) count as one more tenant.
+func fairOrder(batch []*proposal) []*proposal {
+	if len(batch) < 3 {
+		return batch
+	}
+	var order []string
+	groups := make(map[string][]*proposal)
+	for _, p := range batch {
+		t := engine.TenantOf(p.cmd)
+		if _, ok := groups[t]; !ok {
+			order = append(order, t)
+		}
+		groups[t] = append(groups[t], p)
+	}
+	if len(order) == 1 {
+		return batch
+	}
+	out := make([]*proposal, 0, len(batch))
+	for turn := 0; len(out) < len(batch); turn++ {
+		for _, t := range order {
+			if g := groups[t]; turn < len(g) {
+				out = append(out, g[turn])
+			}
+		}
+	}
+	return out
 }
 
 // propose writes one entry and answers its proposals when it is applied.
@@ -535,11 +568,16 @@ func (n *Node) Close() error {
 	return err
 }
 
+// slowApply is the time to apply a batch of entries, commit included,
+// above which it is logged.
+const slowApply = 100 * time.Millisecond
+
 // raftFSM adapts fsm.FSM to hashicorp/raft.
 type raftFSM struct {
 	f       *fsm.FSM
 	logger  *slog.Logger
 	onApply func(d time.Duration, entries int)
+	dir     string // of the FileSnapshotStore
 }
 
 var _ raft.BatchingFSM = (*raftFSM)(nil)
@@ -554,8 +592,14 @@ func (r *raftFSM) ApplyBatch(logs []*raft.Log) []interface{} {
 	}
 	began := time.Now()
 	res := r.f.Apply(entries)
+	took := time.Since(began)
 	if r.onApply != nil {
-		r.onApply(time.Since(began), len(entries))
+		r.onApply(took, len(entries))
+	}
+	if took >= slowApply {
+		// Entries slow on their own are logged by the FSM with what
+		// they did; this also catches a slow commit.
+		r.logger.Warn("slow apply", "entries", len(entries), "first", entries[0].Index, "took", took.Round(time.Microsecond))
 	}
 	out := make([]interface{}, len(res))
 	for i, r := range res {
@@ -568,12 +612,16 @@ func (r *raftFSM) ApplyBatch(logs []*raft.Log) []interface{} {
 
 func (r *raftFSM) Apply(l *raft.Log) interface{} { return r.ApplyBatch([]*raft.Log{l})[0] }
 
+// Snapshot runs on the apply goroutine, so it only pins the state (see
+// fsm.Capture); Persist copies it on Raft's snapshot goroutine.
 func (r *raftFSM) Snapshot() (raft.FSMSnapshot, error) {
+	began := time.Now()
 	s, err := r.f.Capture(context.Background())
 	if err != nil {
 		return nil, err
 	}
-	return &raftSnapshot{s: s}, nil
+	r.logger.Info("snapshot pinned", "index", r.f.AppliedIndex(), "apply_paused", time.Since(began).Round(time.Microsecond))
+	return &raftSnapshot{s: s, logger: r.logger, dir: r.dir}, nil
 }
 
 func (r *raftFSM) Restore(rc io.ReadCloser) error {
@@ -581,13 +629,30 @@ func (r *raftFSM) Restore(rc io.ReadCloser) error {
 	return r.f.Restore(context.Background(), rc)
 }
 
-type raftSnapshot struct{ s *fsm.Snapshot }
+type raftSnapshot struct {
+	s      *fsm.Snapshot
+	logger *slog.Logger
+	dir    string
+}
 
 func (s *raftSnapshot) Persist(sink raft.SnapshotSink) error {
-	if _, err := s.s.WriteTo(sink); err != nil {
+	began := time.Now()
+	var w io.Writer = sink
+	// FileSnapshotStore writes the snapshot to snapshots/<id>.tmp/state.bin
+	// (its layout since v1.0); flushing that file as it grows spreads the
+	// disk writes over the copy.
+	if f, err := os.Open(filepath.Join(s.dir, "snapshots", sink.ID()+".tmp", "state.bin")); err == nil {
+		defer f.Close()
+		w = &syncingWriter{w: sink, f: f}
+	} else {
+		s.logger.Debug("snapshot written without intermediate flushes", "err", err)
+	}
+	n, err := s.s.WriteTo(w)
+	if err != nil {
 		sink.Cancel()
 		return err
 	}
+	s.logger.Info("snapshot written", "bytes", n, "took", time.Since(began).Round(time.Millisecond))
 	return sink.Close()
 }
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
+	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -24,7 +26,7 @@ func openNode(t *testing.T, dir string) (*Node, *sqlite.Store) {
 		t.Fatal(err)
 	}
 	m := engine.NewMachine(engine.MachineConfig{})
-	f, err := fsm.New(ctx, fsm.Config{Store: store, Machine: m, TempDir: dir})
+	f, err := fsm.New(ctx, fsm.Config{Store: store, Machine: m})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,3 +132,59 @@ func TestRestartReplaysAndSnapshots(t *testing.T) {
 }
 
 var storageAll = storage.Page{Limit: 1000}
+
+// TestSnapshotFlushesAsItWrites: the snapshot is flushed as it is written
+// (see raftSnapshot.Persist), which depends on where FileSnapshotStore
+// puts the file it writes; a change there shows here.
+func TestSnapshotFlushesAsItWrites(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	store, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(dir, "state.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	f, err := fsm.New(ctx, fsm.Config{Store: store, Machine: engine.NewMachine(engine.MachineConfig{})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &lines{}
+	n, err := Open(ctx, Config{NodeID: "n1", Dir: filepath.Join(dir, "raft"), Bootstrap: true, FSM: f, Logger: slog.New(logs)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := n.WaitReady(wctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.Submit(ctx, workflow("w")); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Snapshot(); err != nil {
+		t.Fatal(err)
+	}
+	if logs.count("snapshot written") != 1 || logs.count("without intermediate flushes") != 0 {
+		t.Fatalf("the snapshot was not flushed as it was written:\n%s", logs)
+	}
+	// Old snapshots are removed, keeping the newest two.
+	for i := range 3 {
+		if _, err := n.Submit(ctx, workflow(fmt.Sprintf("w%d", i))); err != nil {
+			t.Fatal(err)
+		}
+		if err := n.Snapshot(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 5*time.Second, func() error {
+		entries, err := os.ReadDir(filepath.Join(dir, "raft", "snapshots"))
+		if err != nil {
+			return err
+		}
+		if len(entries) != keepSnapshots {
+			return fmt.Errorf("%d snapshots kept, want %d", len(entries), keepSnapshots)
+		}
+		return nil
+	})
+}

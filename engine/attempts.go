@@ -520,12 +520,17 @@ func (a *applier) advance(exec *storage.Execution, wf *storage.Workflow) error {
 	if err != nil {
 		return a.end(exec, StatusFailed, nil, err.Error())
 	}
+	ref := execRef{exec.TenantID, exec.ID}
+	meter := &Meter{}
 	for {
 		scope, err := a.scope(exec)
 		if err != nil {
 			return err
 		}
+		scope.Meter = meter
+		meter.Cost = 0
 		d := plan.Decide(scope)
+		a.work.charge(ref, exec.WorkflowID, meter.Cost, 0)
 		for _, id := range d.Skipped {
 			n := nodeState(exec, id)
 			n.Status, n.FinishedAt = string(NodeSkipped), a.st.Now
@@ -538,9 +543,18 @@ func (a *applier) advance(exec *storage.Execution, wf *storage.Workflow) error {
 		}
 		again := false
 		for _, id := range d.Ready {
+			if a.work.over(ref) && (ref != a.progress || a.work.started(ref) > 0) {
+				// The entry's budget, or this execution's share of it,
+				// is spent: the nodes not started stay ready, and a
+				// later entry goes on from here.
+				a.emit(EventExecutionChanged, exec.TenantID, exec.ID)
+				return a.deferExecution(exec)
+			}
 			node, _ := plan.Node(id)
 			n := nodeState(exec, id)
+			meter.Cost = 0
 			params, rerr := plan.ResolveParams(id, scope)
+			a.work.charge(ref, exec.WorkflowID, meter.Cost, 1)
 			if rerr != nil {
 				// The attempt is recorded, so the journal says why the
 				// node failed.
@@ -569,6 +583,74 @@ func (a *applier) advance(exec *storage.Execution, wf *storage.Workflow) error {
 		}
 	}
 }
+
+// deferExecution records that exec has work left for a Continue command.
+func (a *applier) deferExecution(exec *storage.Execution) error {
+	if err := a.tx.DeferExecution(a.ctx, exec.TenantID, exec.ID, a.st.token()); err != nil {
+		return err
+	}
+	a.work.deferred++
+	a.emit(EventDeferred, exec.TenantID, exec.ID)
+	return nil
+}
+
+// continueExecutions advances deferred executions, tenants taking turns,
+// until the entry's budget is spent. Each execution gets a share per turn
+// (the budget's Exec bounds), and when every deferred execution had its
+// turn and budget is left, they take another. The first always starts at
+// least one node, so that every Continue makes progress whatever ran
+// before it in the entry.
+func (a *applier) continueExecutions(c *Continue) (Result, error) {
+	res := Result{}
+	first := true
+	for round := 0; round < maxContinueRounds && !a.work.entryOver(); round++ {
+		rows, err := a.tx.DeferredExecutions(a.ctx, max(c.Max, 1))
+		if err != nil {
+			return Result{}, err
+		}
+		advanced := 0
+		for _, d := range rows {
+			if !first && a.work.entryOver() {
+				break
+			}
+			if _, err := a.tx.ResumeExecution(a.ctx, d.TenantID, d.ExecutionID); err != nil {
+				return Result{}, err
+			}
+			exec, wf, err := a.load(d.TenantID, d.ExecutionID)
+			if errors.Is(err, storage.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return Result{}, err
+			}
+			if ExecutionStatus(exec.Status) != StatusRunning {
+				continue // ended (cancelled, timed out) since it was deferred
+			}
+			ref := execRef{d.TenantID, d.ExecutionID}
+			a.work.turn(ref)
+			if first {
+				a.progress, first = ref, false
+			}
+			if err := a.advance(exec, wf); err != nil {
+				return Result{}, err
+			}
+			advanced++
+		}
+		res.Continued += advanced
+		if advanced == 0 {
+			break
+		}
+	}
+	var err error
+	if res.Deferred, err = a.tx.CountDeferred(a.ctx); err != nil {
+		return Result{}, err
+	}
+	return res, nil
+}
+
+// maxContinueRounds bounds the turns one Continue gives the deferred
+// executions.
+const maxContinueRounds = 16
 
 // end moves an execution to a terminal status: nodes that never finished
 // are cancelled, queued and running attempts and timers are dropped (late

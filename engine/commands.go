@@ -167,6 +167,13 @@ type SetLimits struct {
 	MaxConcurrentExecutions int
 }
 
+// Continue advances up to Max deferred executions, tenants taking turns,
+// within the entry's budget (see Budget). The leader proposes it while
+// executions are deferred.
+type Continue struct {
+	Max int
+}
+
 // FireTimers fires up to Max timers due at the entry's time. Jitter seeds
 // the backoff of attempts that time out.
 type FireTimers struct {
@@ -211,6 +218,42 @@ func (CreateTenant) commandName() string     { return "create_tenant" }
 func (SetTenantQuota) commandName() string   { return "set_tenant_quota" }
 func (IssueToken) commandName() string       { return "issue_token" }
 func (RevokeToken) commandName() string      { return "revoke_token" }
+func (Continue) commandName() string         { return "continue" }
+
+// TenantOf returns the tenant a command acts for, and "" for the system's
+// own commands (claims, reports, timers, continuations, limits), which
+// act for many.
+func TenantOf(cmd Command) string {
+	switch c := cmd.(type) {
+	case *PutWorkflow:
+		return c.Tenant
+	case *DeleteWorkflow:
+		return c.Tenant
+	case *StartExecution:
+		return c.Tenant
+	case *CancelExecution:
+		return c.Tenant
+	case *FireCron:
+		return c.Tenant
+	case *PutCredential:
+		return c.Tenant
+	case *DeleteCredential:
+		return c.Tenant
+	case *ResealCredential:
+		return c.Tenant
+	case *RegisterAction:
+		return c.Tenant
+	case *IssueToken:
+		return c.Tenant
+	case *RevokeToken:
+		return c.Tenant
+	case *CreateTenant:
+		return c.ID
+	case *SetTenantQuota:
+		return c.ID
+	}
+	return ""
+}
 
 // Result is what applying one command produced. Err carries an
 // application-level refusal (not found, conflict, stale lease); it travels
@@ -232,6 +275,9 @@ type Result struct {
 	Accepted  bool            // CompleteTask, RenewLease: the token still held the lease
 	Reclaimed int             // ReclaimTasks
 	Fired     int             // FireTimers
+	// Continued is how many deferred executions a Continue advanced, and
+	// Deferred how many are left deferred after it.
+	Continued, Deferred int
 }
 
 // Event tells observers what an applied command changed; events are
@@ -267,4 +313,6 @@ const (
 	// EventTenantsChanged: a tenant was created (the trigger index must
 	// cover it).
 	EventTenantsChanged
+	// EventDeferred: an execution has work left for a Continue command.
+	EventDeferred
 )

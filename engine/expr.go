@@ -221,6 +221,8 @@ func ordered(v ref.Val) ref.Val {
 // CEL once per activation, lazily for objects and arrays.
 type activation struct {
 	input, nodes, execution, workflow ref.Val
+	// meter, if set, is charged with the cost of each evaluation.
+	meter *Meter
 }
 
 func (a *activation) ResolveName(name string) (any, bool) {
@@ -242,7 +244,16 @@ func (a *activation) Parent() interpreter.Activation { return nil }
 // eval evaluates p and returns its value in JSON form, bounded by the
 // limits of the plan.
 func (p *program) eval(vars *activation, limits Limits) (any, []byte, error) {
-	out, _, err := p.prog.Eval(vars)
+	out, det, err := p.prog.Eval(vars)
+	if vars.meter != nil {
+		// The cost CEL counted, which is the same on every replica; an
+		// evaluation stopped at the limit cost the limit.
+		cost := limits.CostLimit
+		if det != nil && det.ActualCost() != nil {
+			cost = min(*det.ActualCost(), cost)
+		}
+		vars.meter.Cost += cost
+	}
 	if err != nil {
 		var cancelled interpreter.EvalCancelledError
 		if errors.As(err, &cancelled) && cancelled.Cause == interpreter.CostLimitExceeded {
@@ -306,6 +317,7 @@ func (p *Plan) newActivation(s *Scope) *scopeActivation {
 		nodes:     conv.NativeToValue(all),
 		execution: conv.NativeToValue(map[string]any{"id": s.ExecutionID}),
 		workflow:  conv.NativeToValue(map[string]any{"id": workflowID}),
+		meter:     s.Meter,
 	}
 	return a
 }

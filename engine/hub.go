@@ -14,6 +14,7 @@ type Hub struct {
 	finished map[chan string]struct{}          // ids of executions that ended
 	tasks    map[chan struct{}]struct{}        // one per waiter for tasks
 	timers   chan struct{}
+	deferred chan struct{}
 	// workflows counts applied workflow and tenant changes, so that
 	// caches of definitions (the trigger index) know when to rebuild.
 	workflows atomic.Uint64
@@ -26,12 +27,13 @@ func NewHub() *Hub {
 		finished: make(map[chan string]struct{}),
 		tasks:    make(map[chan struct{}]struct{}),
 		timers:   make(chan struct{}, 1),
+		deferred: make(chan struct{}, 1),
 	}
 }
 
 // Publish delivers events. It never blocks, so the apply path can call it.
 func (h *Hub) Publish(events []Event) {
-	tasks, timers := false, false
+	tasks, timers, deferred := false, false, false
 	h.mu.Lock()
 	for _, ev := range events {
 		switch ev.Kind {
@@ -39,6 +41,8 @@ func (h *Hub) Publish(events []Event) {
 			tasks = true
 		case EventTimersChanged:
 			timers = true
+		case EventDeferred:
+			deferred = true
 		case EventWorkflowsChanged, EventTenantsChanged:
 			h.workflows.Add(1)
 		case EventExecutionFinished:
@@ -65,6 +69,9 @@ func (h *Hub) Publish(events []Event) {
 	h.mu.Unlock()
 	if timers {
 		notify(h.timers)
+	}
+	if deferred {
+		notify(h.deferred)
 	}
 }
 
@@ -118,6 +125,10 @@ func (h *Hub) TasksReady() (<-chan struct{}, func()) {
 // WorkflowsGeneration counts the workflow and tenant changes applied so
 // far.
 func (h *Hub) WorkflowsGeneration() uint64 { return h.workflows.Load() }
+
+// Deferred is signalled when an execution was deferred: work is left for
+// a Continue command.
+func (h *Hub) Deferred() <-chan struct{} { return h.deferred }
 
 // TimersChanged is signalled when a timer was created.
 func (h *Hub) TimersChanged() <-chan struct{} { return h.timers }

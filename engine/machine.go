@@ -64,6 +64,9 @@ type Stamp struct {
 	Now   time.Time
 	Index uint64 // log index of the entry
 	Pos   int    // position of the command within the entry
+	// Work is what the entry has spent of its budget, shared by its
+	// commands; nil gives the command a budget of its own.
+	Work *Work
 }
 
 // token is a fencing token unique to this command: entries are applied in
@@ -73,7 +76,11 @@ func (s Stamp) token() uint64 { return s.Index<<16 | uint64(s.Pos&0xffff) }
 // Apply applies cmd inside the caller's transaction tx. A returned error is
 // a storage failure: the caller must not commit. Refusals are in Result.Err.
 func (m *Machine) Apply(ctx context.Context, tx storage.Repos, st Stamp, cmd Command) (Result, []Event, error) {
-	a := &applier{m: m, ctx: ctx, tx: tx, st: st}
+	work := st.Work
+	if work == nil {
+		work = NewWork(DefaultBudget)
+	}
+	a := &applier{m: m, ctx: ctx, tx: tx, st: st, work: work}
 	var res Result
 	var err error
 	switch c := cmd.(type) {
@@ -120,6 +127,8 @@ func (m *Machine) Apply(ctx context.Context, tx storage.Repos, st Stamp, cmd Com
 		res, err = a.issueToken(c)
 	case *RevokeToken:
 		res, err = a.revokeToken(c)
+	case *Continue:
+		res, err = a.continueExecutions(c)
 	default:
 		return Result{}, nil, fmt.Errorf("engine: no handler for command %T", cmd)
 	}
@@ -187,6 +196,11 @@ type applier struct {
 	// decoded holds scope's values by execution, then node ("" for the
 	// input).
 	decoded map[string]map[string]decoded
+	// work is the entry's spending; progress, when set, is an execution
+	// that may start one node whatever the budget says (see
+	// continueExecutions).
+	work     *Work
+	progress execRef
 }
 
 func (a *applier) emit(kind EventKind, tenant, execID string) {

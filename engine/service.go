@@ -340,6 +340,45 @@ func (s *Service) fireDue(ctx context.Context, max time.Duration) time.Duration 
 	return 0 // look again: more may be due
 }
 
+// continueBatch is how many deferred executions one Continue may take up;
+// the entry's budget usually stops it sooner.
+const continueBatch = 64
+
+// RunContinuations proposes Continue commands while executions are
+// deferred and this node leads, so that work a bounded entry left goes on
+// in the entries after it, sharing them with everything else proposed
+// meanwhile. It returns when ctx ends.
+func (s *Service) RunContinuations(ctx context.Context, leading func() bool) {
+	const idle = time.Second // re-check leadership and the store this often
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.hub.Deferred():
+		case <-t.C:
+		}
+		for leading() && ctx.Err() == nil {
+			n, err := s.store.CountDeferred(ctx)
+			if err != nil || n == 0 {
+				break
+			}
+			res, err := s.submit(ctx, &Continue{Max: continueBatch})
+			if err != nil {
+				if ctx.Err() == nil {
+					s.logger.Warn("continuing deferred executions", "err", err)
+				}
+				break
+			}
+			if res.Deferred == 0 {
+				break
+			}
+		}
+		t.Reset(idle)
+	}
+}
+
 // SyncLimits records this node's configured limits in the replicated
 // state when they differ from it. The leader calls it: its configuration
 // wins.

@@ -27,6 +27,15 @@ type Scope struct {
 	Nodes       map[string]NodeView
 	ExecutionID string
 	WorkflowID  string
+	// Meter, if set, is charged with the CEL cost of every evaluation
+	// made on this scope.
+	Meter *Meter
+}
+
+// Meter adds up the work of evaluations: Cost is in CEL's cost units,
+// which count operations, never time, so replicas count the same.
+type Meter struct {
+	Cost uint64
 }
 
 // NodeView is the state of one node as the decider and expressions see it.

@@ -47,6 +47,7 @@ const (
 	typeRevokeToken      byte = 18
 	typeResealCredential byte = 19
 	typeCompleteAndClaim byte = 20
+	typeContinue         byte = 21
 )
 
 // ErrUnknownCommand reports a command type this version cannot apply.
@@ -198,6 +199,9 @@ func encodeCommand(e *encoder, cmd engine.Command) error {
 		e.byte(typeFireTimers)
 		e.uvarint(uint64(c.Max))
 		e.uvarint(uint64(c.Jitter))
+	case *engine.Continue:
+		e.byte(typeContinue)
+		e.uvarint(uint64(c.Max))
 	case *engine.CreateTenant:
 		e.byte(typeCreateTenant)
 		e.str(c.ID)
@@ -267,6 +271,8 @@ func decodeCommand(raw []byte) (engine.Command, error) {
 		c = &engine.SetLimits{MaxConcurrentExecutions: d.count()}
 	case typeFireTimers:
 		c = &engine.FireTimers{Max: d.count(), Jitter: d.uint32()}
+	case typeContinue:
+		c = &engine.Continue{Max: d.count()}
 	case typeCreateTenant:
 		c = &engine.CreateTenant{ID: d.Str(), Name: d.Str(), Quota: d.quota(), TokenID: d.Str(), TokenHash: d.Str()}
 	case typeSetTenantQuota:

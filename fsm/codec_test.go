@@ -24,6 +24,7 @@ func sampleCommands() []engine.Command {
 		&engine.CompleteTask{TaskID: "e1/a/3", Token: 9, Output: json.RawMessage(`1`), Claim: &engine.ClaimTasks{Holder: "n1/w", Max: 4, TTL: 30 * time.Second}},
 		&engine.CancelExecution{Tenant: "default", ExecutionID: "e1", Reason: "by user"},
 		&engine.FireTimers{Max: 500, Jitter: 12345},
+		&engine.Continue{Max: 64},
 		&engine.SetLimits{MaxConcurrentExecutions: 64},
 		&engine.PutCredential{Tenant: "default", Name: "github", Type: "bearer", Sealed: []byte{1, 2, 3}},
 		&engine.DeleteCredential{Tenant: "default", Name: "github"},

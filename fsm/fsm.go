@@ -10,8 +10,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"sync/atomic"
+	"time"
 
 	"github.com/nebula-engine/nebula/engine"
 	"github.com/nebula-engine/nebula/storage/sqlite"
@@ -25,9 +25,29 @@ type Config struct {
 	// OnEvents, if set, is called after each committed transaction with
 	// the events it produced. It runs on the apply path and must not block.
 	OnEvents func([]engine.Event)
-	// TempDir holds snapshot files while they are streamed; it should be
-	// on the same file system as the store.
-	TempDir string
+	// OnEntry, if set, is told what each entry cost once its transaction
+	// committed. It runs on the apply path and must not block.
+	OnEntry func(EntryStats)
+	// SlowEntry is the apply time above which an entry is logged, with
+	// the execution that spent most in it; zero picks 100ms.
+	SlowEntry time.Duration
+}
+
+// EntryStats is what applying one entry took: its commands' time (the
+// transaction's commit is shared by the entries applied together and not
+// counted) and the inline work it did (see engine.Budget).
+type EntryStats struct {
+	Index    uint64
+	Commands int
+	Duration time.Duration
+	// Cost is the CEL cost spent, Nodes the node attempts started and
+	// Deferred the executions left for a later entry.
+	Cost     uint64
+	Nodes    int
+	Deferred int
+	// Tenant, Workflow and Execution name the execution that spent the
+	// most CEL cost in the entry, if any did.
+	Tenant, Workflow, Execution string
 }
 
 // Entry is one log entry handed to the FSM.
@@ -53,6 +73,9 @@ func New(ctx context.Context, cfg Config) (*FSM, error) {
 	if l == nil {
 		l = slog.New(slog.DiscardHandler)
 	}
+	if cfg.SlowEntry == 0 {
+		cfg.SlowEntry = 100 * time.Millisecond
+	}
 	f := &FSM{cfg: cfg, logger: l}
 	idx, err := cfg.Store.AppliedIndex(ctx)
 	if err != nil {
@@ -75,6 +98,7 @@ func (f *FSM) AppliedIndex() uint64 { return f.applied.Load() }
 func (f *FSM) Apply(entries []Entry) [][]engine.Result {
 	results := make([][]engine.Result, len(entries))
 	var events []engine.Event
+	var stats []EntryStats
 	last := f.applied.Load()
 	ctx := context.Background()
 	err := f.cfg.Store.Update(ctx, func(tx *sqlite.Tx) error {
@@ -90,12 +114,15 @@ func (f *FSM) Apply(entries []Entry) [][]engine.Result {
 			if err != nil {
 				return fmt.Errorf("entry %d: %w", e.Index, err)
 			}
+			began := time.Now()
+			// One budget for the whole entry: its commands share it.
+			work := engine.NewWork(engine.DefaultBudget)
 			res := make([]engine.Result, len(b.Commands))
 			for pos, cmd := range b.Commands {
 				if cmd == nil {
 					continue // optional command from a newer version
 				}
-				st := engine.Stamp{Now: b.Now, Index: e.Index, Pos: pos}
+				st := engine.Stamp{Now: b.Now, Index: e.Index, Pos: pos, Work: work}
 				r, evs, err := f.cfg.Machine.Apply(ctx, tx, st, cmd)
 				if err != nil {
 					return fmt.Errorf("entry %d command %d: %w", e.Index, pos, err)
@@ -104,6 +131,10 @@ func (f *FSM) Apply(entries []Entry) [][]engine.Result {
 				events = append(events, evs...)
 			}
 			results[i] = res
+			es := EntryStats{Index: e.Index, Commands: len(b.Commands), Duration: time.Since(began),
+				Cost: work.Cost(), Nodes: work.Nodes(), Deferred: work.Deferred()}
+			es.Tenant, es.Workflow, es.Execution, _ = work.Heaviest()
+			stats = append(stats, es)
 		}
 		if last == f.applied.Load() {
 			return nil
@@ -115,49 +146,46 @@ func (f *FSM) Apply(entries []Entry) [][]engine.Result {
 		panic(fmt.Sprintf("fsm: apply: %v", err))
 	}
 	f.applied.Store(last)
+	for _, es := range stats {
+		if es.Duration >= f.cfg.SlowEntry {
+			f.logger.Warn("slow log entry", "index", es.Index, "took", es.Duration.Round(time.Microsecond),
+				"commands", es.Commands, "cel_cost", es.Cost, "nodes", es.Nodes, "deferred", es.Deferred,
+				"tenant", es.Tenant, "workflow", es.Workflow, "execution", es.Execution)
+		}
+		if f.cfg.OnEntry != nil {
+			f.cfg.OnEntry(es)
+		}
+	}
 	if len(events) > 0 && f.cfg.OnEvents != nil {
 		f.cfg.OnEvents(events)
 	}
 	return results
 }
 
-// Snapshot is a point-in-time copy of the state, captured on the apply
-// goroutine and written out later, concurrently with further applies.
+// Snapshot is the state at one applied index: pinned on the apply
+// goroutine, copied and written out later, concurrently with further
+// applies.
 type Snapshot struct {
-	path string
+	pinned *sqlite.Pinned
 }
 
-// Capture copies the current state into a temporary file. It runs between
-// applies, so the copy matches AppliedIndex exactly.
+// Capture pins the current state. It runs between applies, so the view
+// matches AppliedIndex exactly, and it only opens a read transaction: the
+// copy is WriteTo's, so that no apply waits for it however large the
+// state.
 func (f *FSM) Capture(ctx context.Context) (*Snapshot, error) {
-	tmp, err := os.CreateTemp(f.cfg.TempDir, "snapshot-*.db")
+	p, err := f.cfg.Store.Pin(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("fsm: snapshot: %w", err)
 	}
-	path := tmp.Name()
-	err = f.cfg.Store.Backup(ctx, tmp)
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(path)
-		return nil, fmt.Errorf("fsm: snapshot: %w", err)
-	}
-	return &Snapshot{path: path}, nil
+	return &Snapshot{pinned: p}, nil
 }
 
-// WriteTo streams the snapshot to w.
-func (s *Snapshot) WriteTo(w io.Writer) (int64, error) {
-	f, err := os.Open(s.path)
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	return io.Copy(w, f)
-}
+// WriteTo copies the pinned state as a SQLite file to w.
+func (s *Snapshot) WriteTo(w io.Writer) (int64, error) { return s.pinned.WriteTo(w) }
 
-// Release removes the snapshot's temporary file.
-func (s *Snapshot) Release() { os.Remove(s.path) }
+// Release lets go of the pinned state and its copy.
+func (s *Snapshot) Release() { s.pinned.Close() }
 
 // Restore replaces the whole state with a snapshot's content.
 func (f *FSM) Restore(ctx context.Context, r io.Reader) error {

@@ -60,7 +60,7 @@ func newHarness(t *testing.T, path string) *harness {
 	t.Cleanup(func() { store.Close() })
 	actions := testActions()
 	m := engine.NewMachine(engine.MachineConfig{Options: engine.Options{KnownAction: actions.Has}})
-	f, err := New(ctx, Config{Store: store, Machine: m, TempDir: t.TempDir()})
+	f, err := New(ctx, Config{Store: store, Machine: m})
 	if err != nil {
 		t.Fatal(err)
 	}

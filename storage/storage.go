@@ -239,6 +239,22 @@ type ExecutionRepo interface {
 	// execution was created; ok is false when it has fewer than n.
 	NthRecentExecution(ctx context.Context, tenant string, n int) (created time.Time, ok bool, err error)
 
+	// DeferExecution records that an execution has work left for a later
+	// command: the state machine bounds the work one log entry may do.
+	// seq, which only grows, orders it among its tenant's deferred
+	// executions; one deferred already keeps its place.
+	DeferExecution(ctx context.Context, tenant, executionID string, seq uint64) error
+	// DeferredExecutions returns up to limit deferred executions with
+	// tenants taking turns: the oldest of each tenant, then the second
+	// oldest of each, and so on (by seq within a turn; ties, which one
+	// command deferring several makes, by tenant and execution id).
+	DeferredExecutions(ctx context.Context, limit int) ([]Deferred, error)
+	// ResumeExecution removes an execution's deferral and reports whether
+	// there was one.
+	ResumeExecution(ctx context.Context, tenant, executionID string) (bool, error)
+	// CountDeferred returns how many executions are deferred.
+	CountDeferred(ctx context.Context) (int, error)
+
 	// CreateTimer inserts a timer; an id that exists is ErrConflict.
 	CreateTimer(ctx context.Context, t *Timer) error
 	// DueTimers returns up to limit timers with DueAt at or before now,
@@ -252,6 +268,13 @@ type ExecutionRepo interface {
 	// DeleteExecutionTimers removes every timer of an execution and
 	// returns how many there were.
 	DeleteExecutionTimers(ctx context.Context, tenant, executionID string) (int, error)
+}
+
+// Deferred is an execution with work left for a later command.
+type Deferred struct {
+	TenantID    string
+	ExecutionID string
+	Seq         uint64
 }
 
 // Timer is a durable timer: state that says something must happen at DueAt

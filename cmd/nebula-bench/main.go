@@ -103,11 +103,22 @@ func main() {
 	clients := flag.Int("clients", 32, "concurrent clients")
 	count := flag.Int("count", 1000, "executions to start")
 	wait := flag.Duration("wait", 30*time.Second, "how long each request waits for its execution")
-	name := flag.String("workload", "chain", "chain, set, wasm, fanout, http or delay")
+	name := flag.String("workload", "chain", "chain, set, wasm, fanout, http, delay or bomb")
 	module := flag.String("module", "", "wasm workload: the wordcount module to register (GOOS=wasip1 GOARCH=wasm go build ./examples/actions/wordcount)")
 	delay := flag.Duration("delay", 30*time.Second, "delay workload: the builtin.delay duration")
 	pid := flag.Int("pid", 0, "the server's process id, to print its RSS after the run (default: look for a nebula process with -addr's port in its arguments)")
+	pad := flag.Int("pad", 0, "bytes of padding added to every execution's input (to grow the state)")
+	duration := flag.Duration("duration", 0, "run for this long instead of -count executions")
+	bombNodes := flag.Int("bomb-nodes", 1000, "bomb workload: parallel costly nodes of the bomb")
+	bombSize := flag.Int("bomb-size", 59, "bomb workload: elements of the lists each node maps")
 	flag.Parse()
+	if *name == "bomb" {
+		if err := runBomb(strings.Split(*addr, ",")[0], *bombNodes, *bombSize); err != nil {
+			fmt.Fprintln(os.Stderr, "nebula-bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	w, ok := workloads[*name]
 	switch *name {
 	case "delay":
@@ -121,7 +132,7 @@ func main() {
 		defer stop()
 		w, ok = httpWorkload(url), true
 	}
-	if *clients < 1 || *count < 1 || !ok || (*name == "wasm" && *module == "") || *delay <= 0 {
+	if *clients < 1 || *count < 1 || !ok || (*name == "wasm" && *module == "") || *delay <= 0 || *pad < 0 || *duration < 0 {
 		fmt.Fprintln(os.Stderr, "nebula-bench: -clients, -count and -delay must be positive, -workload chain, set, wasm, fanout, http or delay, and wasm needs -module")
 		os.Exit(2)
 	}
@@ -142,7 +153,13 @@ func main() {
 			os.Exit(1)
 		}
 	}
-	if err := run(addrs, w, *clients, *count, *wait); err != nil {
+	if *pad > 0 {
+		w.input = padded(w.input, *pad)
+	}
+	if *duration > 0 {
+		*count = int(^uint(0) >> 1)
+	}
+	if err := run(addrs, w, *clients, *count, *wait, *duration); err != nil {
 		fmt.Fprintln(os.Stderr, "nebula-bench:", err)
 		printRSS(*pid, addrs[0]) // os.Exit skips the deferred call
 		os.Exit(1)
@@ -175,7 +192,23 @@ func register(addr, file string) error {
 	return nil
 }
 
-func run(addrs []string, w workload, clients, count int, wait time.Duration) error {
+// padded wraps input so that each execution's input carries n more bytes.
+func padded(input func(int64) string, n int) func(int64) string {
+	pad := strings.Repeat("x", n)
+	return func(i int64) string {
+		var body map[string]map[string]any
+		if err := json.Unmarshal([]byte(input(i)), &body); err != nil {
+			panic(err) // the workloads' own inputs
+		}
+		body["input"]["pad"] = pad
+		b, _ := json.Marshal(body)
+		return string(b)
+	}
+}
+
+// run starts count executions (or as many as fit in duration, when it is
+// positive) over clients and prints what it measured.
+func run(addrs []string, w workload, clients, count int, wait, duration time.Duration) error {
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients}, Timeout: wait + 30*time.Second}
 	ctx := context.Background()
 	if err := do(ctx, hc, http.MethodPut, addrs[0]+"/v1/workflows/"+w.id, w.workflow, http.StatusOK, nil); err != nil {
@@ -188,6 +221,10 @@ func run(addrs []string, w workload, clients, count int, wait time.Duration) err
 	var firstErr atomic.Value
 	var wg sync.WaitGroup
 	start := time.Now()
+	var deadline time.Time
+	if duration > 0 {
+		deadline = start.Add(duration)
+	}
 	for c := range clients {
 		wg.Add(1)
 		url := fmt.Sprintf("%s/v1/workflows/%s/executions?wait=%s", addrs[c%len(addrs)], w.id, wait)
@@ -195,7 +232,7 @@ func run(addrs []string, w workload, clients, count int, wait time.Duration) err
 			defer wg.Done()
 			for {
 				i := next.Add(1)
-				if i > int64(count) {
+				if i > int64(count) || (!deadline.IsZero() && time.Now().After(deadline)) {
 					return
 				}
 				t0 := time.Now()
@@ -225,7 +262,11 @@ func run(addrs []string, w workload, clients, count int, wait time.Duration) err
 	}
 	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
 	ok := len(all)
-	fmt.Printf("workload      %s, %d clients over %d node(s), %d executions\n", w.what, clients, len(addrs), count)
+	if duration > 0 {
+		fmt.Printf("workload      %s, %d clients over %d node(s), for %s\n", w.what, clients, len(addrs), duration)
+	} else {
+		fmt.Printf("workload      %s, %d clients over %d node(s), %d executions\n", w.what, clients, len(addrs), count)
+	}
 	fmt.Printf("succeeded     %d\n", ok)
 	fmt.Printf("failed        %d\n", failed.Load())
 	fmt.Printf("elapsed       %s\n", elapsed.Round(time.Millisecond))

@@ -62,6 +62,15 @@ func watchNode(m *metrics.Metrics, node *cluster.Node, store *sqlite.Store) {
 		}
 		return time.Since(last).Seconds()
 	})
+	m.Watch("nebula_deferred_executions", "Executions with work left for a later log entry (see engine.Budget).", func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		n, err := store.CountDeferred(ctx)
+		if err != nil {
+			return math.NaN()
+		}
+		return float64(n)
+	})
 	m.Watch("nebula_queue_ready_tasks", fmt.Sprintf("Tasks waiting for a worker, counted up to %d.", maxCountedTasks), func() float64 {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()

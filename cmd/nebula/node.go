@@ -351,7 +351,8 @@ func runNode(ctx context.Context, cfg *config.Config, r role, logger *slog.Logge
 	hub := engine.NewHub()
 	nodeMetrics := metrics.New()
 	machine := engine.NewMachine(engine.MachineConfig{Options: opts, Blobs: blobs, Logger: logger})
-	f, err := fsm.New(ctx, fsm.Config{Store: store, Machine: machine, Logger: logger, OnEvents: countEvents(nodeMetrics, hub.Publish), TempDir: dataDir})
+	f, err := fsm.New(ctx, fsm.Config{Store: store, Machine: machine, Logger: logger, OnEvents: countEvents(nodeMetrics, hub.Publish),
+		OnEntry: func(es fsm.EntryStats) { nodeMetrics.ObserveEntry(es.Duration, es.Cost, es.Nodes, es.Deferred) }})
 	if err != nil {
 		return err
 	}
@@ -491,6 +492,7 @@ func runNode(ctx context.Context, cfg *config.Config, r role, logger *slog.Logge
 	})
 	goWork(func(ctx context.Context) { svc.RunTimers(ctx, node.IsLeader) })
 	goWork(func(ctx context.Context) { svc.RunCron(ctx, node.IsLeader) })
+	goWork(func(ctx context.Context) { svc.RunContinuations(ctx, node.IsLeader) })
 	goWork(func(ctx context.Context) {
 		watchCerts(ctx, logger, peerTLS, apiCert, func() {
 			if members != nil {

@@ -48,6 +48,10 @@ type Metrics struct {
 	leaderChanges      prometheus.Counter
 	applyDuration      prometheus.Histogram
 	appliedEntries     prometheus.Counter
+	entryDuration      prometheus.Histogram
+	inlineCost         prometheus.Counter
+	inlineNodes        prometheus.Counter
+	deferrals          prometheus.Counter
 }
 
 // New returns Metrics with the Go runtime and process collectors
@@ -90,6 +94,23 @@ func New() *Metrics {
 			Name: "nebula_raft_applied_entries_total",
 			Help: "Committed log entries applied to the state store.",
 		}),
+		entryDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "nebula_entry_apply_duration_seconds",
+			Help:    "Time to apply the commands of one log entry (its share of the commit aside).",
+			Buckets: applyBuckets,
+		}),
+		inlineCost: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "nebula_inline_cel_cost_total",
+			Help: "CEL cost units the state machine spent on conditions and params (bounded per entry).",
+		}),
+		inlineNodes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "nebula_inline_nodes_total",
+			Help: "Node attempts the state machine started while applying entries (bounded per entry).",
+		}),
+		deferrals: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "nebula_deferred_executions_total",
+			Help: "Times an execution reached its entry's budget and was left for a later entry.",
+		}),
 	}
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
@@ -102,6 +123,10 @@ func New() *Metrics {
 		m.leaderChanges,
 		m.applyDuration,
 		m.appliedEntries,
+		m.entryDuration,
+		m.inlineCost,
+		m.inlineNodes,
+		m.deferrals,
 	)
 	return m
 }
@@ -141,6 +166,15 @@ func (m *Metrics) LeaderChanged() { m.leaderChanges.Inc() }
 func (m *Metrics) ObserveApply(d time.Duration, entries int) {
 	m.applyDuration.Observe(d.Seconds())
 	m.appliedEntries.Add(float64(entries))
+}
+
+// ObserveEntry records one applied log entry: how long its commands took,
+// the inline work they did and the executions they deferred.
+func (m *Metrics) ObserveEntry(d time.Duration, celCost uint64, nodes, deferred int) {
+	m.entryDuration.Observe(d.Seconds())
+	m.inlineCost.Add(float64(celCost))
+	m.inlineNodes.Add(float64(nodes))
+	m.deferrals.Add(float64(deferred))
 }
 
 // Watch registers a gauge whose value f returns at each scrape. f runs on

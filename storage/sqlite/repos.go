@@ -250,6 +250,27 @@ func (s *Store) DeleteExecutionTimers(ctx context.Context, tenant, executionID s
 	return update(ctx, s, func(tx *Tx) (int, error) { return tx.DeleteExecutionTimers(ctx, tenant, executionID) })
 }
 
+// DeferExecution implements storage.ExecutionRepo; see Tx.DeferExecution.
+func (s *Store) DeferExecution(ctx context.Context, tenant, executionID string, seq uint64) error {
+	return s.Update(ctx, func(tx *Tx) error { return tx.DeferExecution(ctx, tenant, executionID, seq) })
+}
+
+// DeferredExecutions implements storage.ExecutionRepo; see
+// Tx.DeferredExecutions.
+func (s *Store) DeferredExecutions(ctx context.Context, limit int) ([]storage.Deferred, error) {
+	return view(ctx, s, func(tx *Tx) ([]storage.Deferred, error) { return tx.DeferredExecutions(ctx, limit) })
+}
+
+// ResumeExecution implements storage.ExecutionRepo; see Tx.ResumeExecution.
+func (s *Store) ResumeExecution(ctx context.Context, tenant, executionID string) (bool, error) {
+	return update(ctx, s, func(tx *Tx) (bool, error) { return tx.ResumeExecution(ctx, tenant, executionID) })
+}
+
+// CountDeferred implements storage.ExecutionRepo; see Tx.CountDeferred.
+func (s *Store) CountDeferred(ctx context.Context) (int, error) {
+	return view(ctx, s, func(tx *Tx) (int, error) { return tx.CountDeferred(ctx) })
+}
+
 // PutCredential implements storage.CredentialRepo; see Tx.PutCredential.
 func (s *Store) PutCredential(ctx context.Context, c *storage.Credential) error {
 	return s.Update(ctx, func(tx *Tx) error { return tx.PutCredential(ctx, c) })

@@ -268,6 +268,18 @@ ALTER TABLE journal ADD COLUMN last_seq INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE journal ADD COLUMN more BLOB;
 UPDATE journal SET last_seq = seq;
 `,
+		// Version 7: executions whose work a log entry left for a later
+		// one (the state machine bounds the work of each entry).
+		`
+CREATE TABLE deferred (
+	tenant_id    TEXT    NOT NULL,
+	seq          INTEGER NOT NULL,
+	execution_id TEXT    NOT NULL,
+	PRIMARY KEY (tenant_id, seq, execution_id),
+	FOREIGN KEY (tenant_id, execution_id) REFERENCES executions (tenant_id, id)
+) STRICT, WITHOUT ROWID;
+CREATE UNIQUE INDEX deferred_execution ON deferred (tenant_id, execution_id);
+`,
 	}
 }
 

@@ -57,6 +57,11 @@ const (
 	stmtTaskDeleteToken
 	stmtTaskDeleteExecution
 
+	stmtDeferInsert
+	stmtDeferList
+	stmtDeferDelete
+	stmtDeferCount
+
 	stmtTimerInsert
 	stmtTimerDue
 	stmtTimerNext
@@ -213,6 +218,18 @@ func statements() [numStmts]string {
 		stmtTaskDelete:          `DELETE FROM tasks WHERE id = ?`,
 		stmtTaskDeleteToken:     `DELETE FROM tasks WHERE id = ? AND lease_token = ?`,
 		stmtTaskDeleteExecution: `DELETE FROM tasks WHERE tenant_id = ? AND execution_id = ?`,
+
+		stmtDeferInsert: `INSERT INTO deferred (tenant_id, seq, execution_id) VALUES (?, ?, ?)
+			ON CONFLICT (tenant_id, execution_id) DO NOTHING`,
+		// Tenants take turns: the n-th oldest of every tenant comes before
+		// any tenant's n+1-th. The table holds only executions with work
+		// left, so reading all of it is cheap.
+		stmtDeferList: `SELECT tenant_id, execution_id, seq FROM (
+				SELECT tenant_id, execution_id, seq, ROW_NUMBER() OVER (PARTITION BY tenant_id ORDER BY seq, execution_id) AS turn
+				FROM deferred)
+			ORDER BY turn, seq, tenant_id, execution_id LIMIT ?`,
+		stmtDeferDelete: `DELETE FROM deferred WHERE tenant_id = ? AND execution_id = ?`,
+		stmtDeferCount:  `SELECT count(*) FROM deferred`,
 
 		stmtTimerInsert: `INSERT INTO timers (` + timerCols + `) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 		stmtTimerDue: `SELECT ` + timerCols + ` FROM timers

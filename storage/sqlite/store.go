@@ -30,6 +30,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/nebula-engine/nebula/storage"
 
@@ -73,6 +74,10 @@ var _ storage.Repos = (*Store)(nil)
 type handles struct {
 	writer, reader *sql.DB
 	wstmts, rstmts *stmts
+	// checkpoints copies the WAL into the database file on a connection
+	// of its own; stopCheckpoints ends it.
+	checkpoints     *sql.DB
+	stopCheckpoints func()
 }
 
 // Open opens the database at cfg.Path, creating it if needed, and brings its
@@ -122,6 +127,13 @@ func (s *Store) open(ctx context.Context) (*handles, error) {
 		"foreign_keys(1)",
 		"journal_mode(WAL)",
 		"synchronous(NORMAL)",
+		// The writer never checkpoints (see checkpointLoop): a checkpoint
+		// at a commit holds that commit, and every apply behind it, for
+		// as long as it copies and syncs; after a snapshot held the WAL
+		// that is tens of megabytes.
+		"wal_autocheckpoint(0)",
+		// The WAL file is cut back to this size when it restarts.
+		"journal_size_limit(67108864)",
 	))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", s.path, err)
@@ -166,12 +178,56 @@ func (s *Store) open(ctx context.Context) (*handles, error) {
 		h.close()
 		return nil, err
 	}
+	if h.checkpoints, err = sql.Open("sqlite", dsn(s.path, nil, "busy_timeout(5000)")); err != nil {
+		h.close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", s.path, err)
+	}
+	h.checkpoints.SetMaxOpenConns(1)
+	h.checkpoints.SetMaxIdleConns(1)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.checkpointLoop(h.checkpoints, stop)
+	}()
+	h.stopCheckpoints = func() { close(stop); <-done }
 	s.logger.Debug("sqlite store open", "path", s.path, "schema", to)
 	return h, nil
 }
 
+// checkpointInterval is how often the WAL is copied into the database
+// file. Between two, the WAL holds a few hundred milliseconds of writes.
+const checkpointInterval = 200 * time.Millisecond
+
+// checkpointLoop copies the WAL into the database file until stop closes.
+// A passive checkpoint waits for no one: the writer appends to the WAL
+// meanwhile, and readers (a pinned snapshot among them) keep their view;
+// frames a reader still needs are copied by a later round.
+func (s *Store) checkpointLoop(db *sql.DB, stop <-chan struct{}) {
+	t := time.NewTicker(checkpointInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		var busy, frames, copied int
+		err := db.QueryRow(`PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &frames, &copied)
+		if err != nil {
+			s.logger.Warn("sqlite checkpoint", "path", s.path, "err", err)
+		}
+	}
+}
+
 func (h *handles) close() error {
 	var errs []error
+	if h.stopCheckpoints != nil {
+		h.stopCheckpoints()
+	}
+	if h.checkpoints != nil {
+		errs = append(errs, h.checkpoints.Close())
+	}
 	if h.wstmts != nil {
 		errs = append(errs, h.wstmts.close())
 	}
@@ -268,26 +324,16 @@ func (s *Store) AppliedIndex(ctx context.Context) (uint64, error) {
 }
 
 // Backup writes a consistent copy of the whole database to w: a complete
-// SQLite file, compacted, that Restore accepts. Writes may continue while
+// SQLite file, page for page, that Restore accepts. Writes may continue while
 // the copy is streamed.
 func (s *Store) Backup(ctx context.Context, w io.Writer) error {
-	tmp, err := s.tempFile("backup")
+	p, err := s.Pin(ctx)
 	if err != nil {
-		return fmt.Errorf("sqlite: backup: %w", err)
+		return err
 	}
-	defer os.Remove(tmp)
-	if err := s.vacuumInto(ctx, tmp); err != nil {
-		return fmt.Errorf("sqlite: backup: %w", err)
-	}
-	f, err := os.Open(tmp)
-	if err != nil {
-		return fmt.Errorf("sqlite: backup: %w", err)
-	}
-	defer f.Close()
-	if _, err := io.Copy(w, f); err != nil {
-		return fmt.Errorf("sqlite: backup: %w", err)
-	}
-	return nil
+	defer p.Close()
+	_, err = p.WriteTo(w)
+	return err
 }
 
 // tempFile creates an empty file next to the database, on the same file
@@ -303,27 +349,6 @@ func (s *Store) tempFile(kind string) (string, error) {
 		return "", err
 	}
 	return name, nil
-}
-
-// vacuumInto writes a snapshot of the database to the empty file dst.
-func (s *Store) vacuumInto(ctx context.Context, dst string) error {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.db == nil {
-		return errClosed()
-	}
-	// VACUUM INTO reads a snapshot like any reader, but SQLite refuses it
-	// on query_only connections, and running it on the writer would stall
-	// applies for the whole copy. A short-lived connection of its own
-	// avoids both.
-	db, err := sql.Open("sqlite", dsn(s.path, nil, "busy_timeout(5000)"))
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	db.SetMaxOpenConns(1)
-	_, err = db.ExecContext(ctx, `VACUUM INTO ?`, dst)
-	return err
 }
 
 // Restore replaces the whole database with the SQLite file read from r, as

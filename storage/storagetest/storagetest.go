@@ -36,6 +36,7 @@ func Run(t *testing.T, newRepos func(t *testing.T) storage.Repos) {
 		{"Journal", journalTests()},
 		{"Tasks", taskTests()},
 		{"Timers", timerTests()},
+		{"Deferred", deferredTests()},
 		{"Credentials", credentialTests()},
 		{"Actions", actionTests()},
 		{"Settings", settingTests()},
