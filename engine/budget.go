@@ -26,10 +26,13 @@ type Budget struct {
 }
 
 // DefaultBudget is the budget of every entry. A CEL cost unit takes about
-// 40 ns on the 2-core machine of BENCHMARKS.md, and starting a node about
-// 50 µs, so an entry does at most about 30 ms of inline work; a workflow
-// of a few cheap nodes (the common case) spends a tiny part of it.
-var DefaultBudget = Budget{EntryCost: 400_000, EntryNodes: 256, ExecCost: 150_000, ExecNodes: 64}
+// 40 ns on the 2-core machine of BENCHMARKS.md, so an entry spends at most
+// about 16 ms on expressions. The node bound is loose: an entry of a full
+// group-commit batch of short chains (1,024 starts of 3 nodes) must not be
+// cut, since its nodes are cheap and deferring them costs more entries;
+// what a costly node spends is counted in cost units. One execution gets
+// a share of 150,000 units (three costly nodes) or 64 nodes per turn.
+var DefaultBudget = Budget{EntryCost: 400_000, EntryNodes: 4096, ExecCost: 150_000, ExecNodes: 64}
 
 // Work is what one log entry has spent of its budget. Whoever applies an
 // entry makes one and passes it with each of the entry's commands
