@@ -299,19 +299,29 @@ func (s *Service) CancelExecution(ctx context.Context, tenant, id string) (*stor
 // It sleeps until the earliest timer is due (or a new one may be sooner),
 // so a thousand parked executions cost one goroutine and no polling.
 func (s *Service) RunTimers(ctx context.Context, leading func() bool) {
-	const idle = time.Second // re-check leadership and the store this often
+	leaderLoop(ctx, leading, s.hub.TimersChanged(), s.fireDue)
+}
+
+// leaderIdle is how often the leader's loops look again at leadership and
+// the store when nothing woke them.
+const leaderIdle = time.Second
+
+// leaderLoop runs step whenever wake is signalled, and at the latest after
+// the wait step returned (leaderIdle when this node does not lead), until
+// ctx ends.
+func leaderLoop(ctx context.Context, leading func() bool, wake <-chan struct{}, step func(ctx context.Context, max time.Duration) time.Duration) {
 	t := time.NewTimer(0)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-s.hub.TimersChanged():
+		case <-wake:
 		case <-t.C:
 		}
-		wait := idle
+		wait := leaderIdle
 		if leading() {
-			wait = s.fireDue(ctx, idle)
+			wait = step(ctx, leaderIdle)
 		}
 		t.Reset(wait)
 	}
@@ -349,34 +359,29 @@ const continueBatch = 64
 // in the entries after it, sharing them with everything else proposed
 // meanwhile. It returns when ctx ends.
 func (s *Service) RunContinuations(ctx context.Context, leading func() bool) {
-	const idle = time.Second // re-check leadership and the store this often
-	t := time.NewTimer(0)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-s.hub.Deferred():
-		case <-t.C:
+	leaderLoop(ctx, leading, s.hub.Deferred(), s.continueDeferred)
+}
+
+// continueDeferred proposes Continue commands until nothing is deferred,
+// and returns max: the next deferral wakes the loop.
+func (s *Service) continueDeferred(ctx context.Context, max time.Duration) time.Duration {
+	for ctx.Err() == nil {
+		n, err := s.store.CountDeferred(ctx)
+		if err != nil || n == 0 {
+			break
 		}
-		for leading() && ctx.Err() == nil {
-			n, err := s.store.CountDeferred(ctx)
-			if err != nil || n == 0 {
-				break
+		res, err := s.submit(ctx, &Continue{Max: continueBatch})
+		if err != nil {
+			if ctx.Err() == nil {
+				s.logger.Warn("continuing deferred executions", "err", err)
 			}
-			res, err := s.submit(ctx, &Continue{Max: continueBatch})
-			if err != nil {
-				if ctx.Err() == nil {
-					s.logger.Warn("continuing deferred executions", "err", err)
-				}
-				break
-			}
-			if res.Deferred == 0 {
-				break
-			}
+			return 50 * time.Millisecond
 		}
-		t.Reset(idle)
+		if res.Deferred == 0 {
+			break
+		}
 	}
+	return max
 }
 
 // SyncLimits records this node's configured limits in the replicated

@@ -121,16 +121,8 @@ func TestBudgetSharesAnEntry(t *testing.T) {
 // at once and one entry by entry with pauses (a slow machine), leaves
 // identical state: the budget counts work, never time.
 func TestBudgetIsDeterministic(t *testing.T) {
-	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	var entries []Entry
-	add := func(cmds ...engine.Command) {
-		now = now.Add(time.Millisecond)
-		data, err := EncodeBatch(now, cmds)
-		if err != nil {
-			t.Fatal(err)
-		}
-		entries = append(entries, Entry{Index: uint64(len(entries) + 1), Data: data})
-	}
+	var l entryLog
+	add := func(cmds ...engine.Command) { l.add(t, cmds...) }
 	add(&engine.PutWorkflow{Tenant: "a", ID: "wide", Definition: json.RawMessage(wide("wide", 150))},
 		&engine.PutWorkflow{Tenant: "b", ID: "one", Definition: json.RawMessage(oneNode)})
 	add(&engine.StartExecution{Tenant: "a", ExecutionID: "w1", WorkflowID: "wide", Input: listInput(40)},
@@ -140,6 +132,7 @@ func TestBudgetIsDeterministic(t *testing.T) {
 			&engine.StartExecution{Tenant: "b", ExecutionID: fmt.Sprintf("o%d", i+2), WorkflowID: "one", Input: json.RawMessage(`{"n":2}`)})
 	}
 
+	entries := l.entries
 	fast := newHarness(t, filepath.Join(t.TempDir(), "fast.db"))
 	fast.fsm.Apply(entries)
 	slow := newHarness(t, filepath.Join(t.TempDir(), "slow.db"))

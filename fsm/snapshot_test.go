@@ -62,21 +62,32 @@ func dumpState(t *testing.T, path string) string {
 	return b.String()
 }
 
+// entryLog builds a log: entries of commands, a millisecond apart.
+type entryLog struct {
+	now     time.Time
+	entries []Entry
+}
+
+func (l *entryLog) add(t *testing.T, cmds ...engine.Command) {
+	t.Helper()
+	if l.now.IsZero() {
+		l.now = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	}
+	l.now = l.now.Add(time.Millisecond)
+	data, err := EncodeBatch(l.now, cmds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.entries = append(l.entries, Entry{Index: uint64(len(l.entries) + 1), Data: data})
+}
+
 // TestSnapshotIsItsIndex: a snapshot pinned at index N and copied while
 // later entries are applied holds exactly the state at N: restored, it
 // equals a replica that applied entries 1..N and nothing more.
 func TestSnapshotIsItsIndex(t *testing.T) {
 	ctx := context.Background()
-	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	var entries []Entry
-	add := func(cmds ...engine.Command) {
-		now = now.Add(time.Millisecond)
-		data, err := EncodeBatch(now, cmds)
-		if err != nil {
-			t.Fatal(err)
-		}
-		entries = append(entries, Entry{Index: uint64(len(entries) + 1), Data: data})
-	}
+	var l entryLog
+	add := func(cmds ...engine.Command) { l.add(t, cmds...) }
 	add(&engine.PutWorkflow{Tenant: "default", ID: "set", Definition: json.RawMessage(setChain)},
 		&engine.PutWorkflow{Tenant: "default", ID: "chain", Definition: json.RawMessage(chain)})
 	for i := range 60 {
@@ -86,6 +97,7 @@ func TestSnapshotIsItsIndex(t *testing.T) {
 		}
 		add(&engine.StartExecution{Tenant: "default", ExecutionID: fmt.Sprintf("e%02d", i), WorkflowID: wf, Input: json.RawMessage(fmt.Sprintf(`{"n":%d}`, i))})
 	}
+	entries := l.entries
 	const pinAt = 30
 
 	src := newHarness(t, filepath.Join(t.TempDir(), "src.db"))

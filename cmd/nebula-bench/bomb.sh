@@ -14,14 +14,8 @@ set -euo pipefail
 
 out=${OUT:-/tmp/nebula-bench-bomb}
 sizes=${NODES:-1000 5000}
-rm -rf "$out"
-mkdir -p "$out"
-export CGO_ENABLED=0
-go build -o "$out/nebula" ./cmd/nebula
-go build -o "$out/bench" ./cmd/nebula-bench
-lib=$(cd "$(dirname "$0")" && pwd)/lib.sh
-cd "$out"
-. "$lib"
+. "$(dirname "$0")/lib.sh"
+prepare "$out"
 
 NEBULA_ADMIN_TOKEN=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
 export NEBULA_ADMIN_TOKEN NEBULA_TOKEN=$NEBULA_ADMIN_TOKEN

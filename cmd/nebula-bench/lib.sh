@@ -1,5 +1,22 @@
-# lib.sh: what the benchmark scripts share. Source it after cd-ing into
-# the output directory.
+# lib.sh: what the benchmark scripts share. Source it from the repository
+# root, then call prepare.
+
+# prepare DIR makes DIR afresh, builds nebula and nebula-bench (and the
+# binaries named after it: nebula-floor → DIR/floor) into it, and moves
+# there.
+prepare() {
+	local dir=$1
+	shift
+	rm -rf "$dir"
+	mkdir -p "$dir"
+	export CGO_ENABLED=0
+	go build -o "$dir/nebula" ./cmd/nebula
+	go build -o "$dir/bench" ./cmd/nebula-bench
+	for cmd in "$@"; do
+		go build -o "$dir/${cmd#nebula-}" "./cmd/$cmd"
+	done
+	cd "$dir"
+}
 
 # pids are the servers a script started; cleanup stops them, and runs on
 # exit too.

@@ -18,14 +18,8 @@ out=${OUT:-/tmp/nebula-bench-snapshot}
 fill=${FILL:-11000}
 pad=${PAD:-24000}
 load=${SECONDS_LOAD:-60}
-rm -rf "$out"
-mkdir -p "$out"
-export CGO_ENABLED=0
-go build -o "$out/nebula" ./cmd/nebula
-go build -o "$out/bench" ./cmd/nebula-bench
-lib=$(cd "$(dirname "$0")" && pwd)/lib.sh
-cd "$out"
-. "$lib"
+. "$(dirname "$0")/lib.sh"
+prepare "$out"
 
 # A snapshot every 2,048 entries, checked every 2 s.
 printf '[cluster]\nsnapshot_threshold = 2048\nsnapshot_interval = "2s"\ntrailing_logs = 1024\n' >snap.toml

@@ -13,16 +13,8 @@
 set -euo pipefail
 
 out=${OUT:-/tmp/nebula-bench-suite}
-rm -rf "$out"
-mkdir -p "$out"
-export CGO_ENABLED=0
-go build -o "$out/nebula" ./cmd/nebula
-go build -o "$out/bench" ./cmd/nebula-bench
-go build -o "$out/floor" ./cmd/nebula-floor
-lib=$(cd "$(dirname "$0")" && pwd)/lib.sh
-cd "$out"
-
-. "$lib"
+. "$(dirname "$0")/lib.sh"
+prepare "$out" nebula-floor
 
 count() { # clients -> executions to start
 	case $1 in 1) echo 2000 ;; 32) echo 20000 ;; *) echo 30000 ;; esac

@@ -17,15 +17,8 @@ set -euo pipefail
 
 out=${OUT:-/tmp/nebula-bench-tls}
 rounds=${ROUNDS:-2}
-rm -rf "$out"
-mkdir -p "$out"
-export CGO_ENABLED=0
-go build -o "$out/nebula" ./cmd/nebula
-go build -o "$out/bench" ./cmd/nebula-bench
-lib=$(cd "$(dirname "$0")" && pwd)/lib.sh
-cd "$out"
-
-. "$lib"
+. "$(dirname "$0")/lib.sh"
+prepare "$out"
 
 NEBULA_MASTER_KEY=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
 NEBULA_ADMIN_TOKEN=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
