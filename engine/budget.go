@@ -1,5 +1,7 @@
 package engine
 
+import "fmt"
+
 // Bounded work per log entry.
 //
 // Applying an entry may run work inline: the decider's conditions, each
@@ -117,4 +119,46 @@ func (w *Work) started(ref execRef) int {
 		return s.nodes
 	}
 	return 0
+}
+
+// DefinitionLimits bound what a saved workflow may be, so that no single
+// definition can ask the state machine for unbounded work per decision:
+// deciding walks every node, and a definition is read whole.
+type DefinitionLimits struct {
+	// MaxNodes is engine.max_workflow_nodes, MaxBytes
+	// engine.max_definition_bytes (of the canonical JSON).
+	MaxNodes int
+	MaxBytes int
+}
+
+// DefaultDefinitionLimits are the limits when none is configured.
+var DefaultDefinitionLimits = DefinitionLimits{MaxNodes: 1000, MaxBytes: 1 << 20}
+
+// Settings keys of the definition limits in the replicated state.
+const (
+	settingMaxWorkflowNodes   = "max_workflow_nodes"
+	settingMaxDefinitionBytes = "max_definition_bytes"
+)
+
+// withDefaults fills unset limits.
+func (l DefinitionLimits) withDefaults() DefinitionLimits {
+	if l.MaxNodes <= 0 {
+		l.MaxNodes = DefaultDefinitionLimits.MaxNodes
+	}
+	if l.MaxBytes <= 0 {
+		l.MaxBytes = DefaultDefinitionLimits.MaxBytes
+	}
+	return l
+}
+
+// check refuses a definition over the limits, naming the limit.
+func (l DefinitionLimits) check(def *Definition, size int) error {
+	l = l.withDefaults()
+	if n := len(def.Nodes); n > l.MaxNodes {
+		return fmt.Errorf("%w: workflow %q has %d nodes, more than max_workflow_nodes = %d", ErrInvalidWorkflow, def.ID, n, l.MaxNodes)
+	}
+	if size > l.MaxBytes {
+		return fmt.Errorf("%w: workflow %q is %d bytes, more than max_definition_bytes = %d", ErrInvalidWorkflow, def.ID, size, l.MaxBytes)
+	}
+	return nil
 }

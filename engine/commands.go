@@ -165,6 +165,10 @@ type RevokeToken struct {
 // ones at once.
 type SetLimits struct {
 	MaxConcurrentExecutions int
+	// MaxWorkflowNodes and MaxDefinitionBytes bound saved workflows
+	// (DefinitionLimits); zero keeps the default.
+	MaxWorkflowNodes   int
+	MaxDefinitionBytes int
 }
 
 // Continue advances up to Max deferred executions, tenants taking turns,

@@ -761,7 +761,11 @@ func TestHTTPReusesConnections(t *testing.T) {
 			}
 		}
 	}
-	if n := dialed.Load(); n > concurrent {
-		t.Fatalf("%d rounds of %d requests dialed %d connections, want at most %d", rounds, concurrent, n, concurrent)
+	// Keeping 16 connections, the rounds after the first reuse them; a
+	// connection still on its way back to the pool when the next round
+	// starts (a loaded machine) costs a dial, hence the slack. Go's
+	// default of 2 idle connections dials about 70.
+	if n := dialed.Load(); n > 2*concurrent {
+		t.Fatalf("%d rounds of %d requests dialed %d connections, want at most %d", rounds, concurrent, n, 2*concurrent)
 	}
 }

@@ -219,9 +219,18 @@ func (a *applier) putWorkflow(c *PutWorkflow) (Result, error) {
 	// The definition passed Compile before it was proposed; the name is
 	// only copied for listings.
 	_ = json.Unmarshal(c.Definition, &def)
-	// The proposer checked its registry actions against its own, possibly
-	// lagging, copy of the state; this check is the one every replica
-	// makes alike.
+	// The proposer checked the limits and its registry actions against
+	// its own, possibly lagging, copy of the state; these checks are the
+	// ones every replica makes alike.
+	limits, err := definitionLimits(a.ctx, a.tx)
+	if err != nil {
+		return Result{}, err
+	}
+	if parsed, err := ParseDefinition(c.Definition); err == nil {
+		if refusal := limits.check(parsed, len(c.Definition)); refusal != nil {
+			return Result{Err: refusal}, nil
+		}
+	}
 	if registered := a.m.opts.Registered; registered != nil {
 		if parsed, err := ParseDefinition(c.Definition); err == nil {
 			refusal, err := unregisteredAction(a.ctx, a.tx, c.Tenant, parsed, registered)
@@ -386,6 +395,20 @@ func (a *applier) begin(exec *storage.Execution, wf *storage.Workflow, plan *Pla
 	return a.advance(exec, wf)
 }
 
+// definitionLimits returns the limits on saved workflows recorded in the
+// replicated state (the leader's configuration).
+func definitionLimits(ctx context.Context, r storage.Repos) (DefinitionLimits, error) {
+	nodes, err := r.Setting(ctx, settingMaxWorkflowNodes, 0)
+	if err != nil {
+		return DefinitionLimits{}, err
+	}
+	size, err := r.Setting(ctx, settingMaxDefinitionBytes, 0)
+	if err != nil {
+		return DefinitionLimits{}, err
+	}
+	return DefinitionLimits{MaxNodes: int(nodes), MaxBytes: int(size)}.withDefaults(), nil
+}
+
 // settingMaxConcurrent is the key of engine.max_concurrent_executions in
 // the replicated settings.
 const settingMaxConcurrent = "max_concurrent_executions"
@@ -491,8 +514,17 @@ func (a *applier) fireCron(c *FireCron) (Result, error) {
 }
 
 func (a *applier) setLimits(c *SetLimits) (Result, error) {
-	if err := a.tx.PutSetting(a.ctx, settingMaxConcurrent, int64(c.MaxConcurrentExecutions)); err != nil {
-		return Result{}, err
+	for _, s := range []struct {
+		key   string
+		value int
+	}{
+		{settingMaxConcurrent, c.MaxConcurrentExecutions},
+		{settingMaxWorkflowNodes, c.MaxWorkflowNodes},
+		{settingMaxDefinitionBytes, c.MaxDefinitionBytes},
+	} {
+		if err := a.tx.PutSetting(a.ctx, s.key, int64(s.value)); err != nil {
+			return Result{}, err
+		}
 	}
 	a.promoteDue = true
 	return Result{}, nil

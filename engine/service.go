@@ -38,6 +38,10 @@ type ServiceConfig struct {
 	Logger  *slog.Logger
 	// Hub receives the events of applied commands; nil makes one.
 	Hub *Hub
+	// DefinitionLimits are engine.max_workflow_nodes and
+	// max_definition_bytes; the leader records them in the replicated
+	// state (SyncLimits).
+	DefinitionLimits DefinitionLimits
 	// MaxConcurrentExecutions is engine.max_concurrent_executions; the
 	// leader records it in the replicated state (0: no bound).
 	MaxConcurrentExecutions int
@@ -65,6 +69,7 @@ type Service struct {
 	trig          triggerIndex
 	blobs         storage.BlobStore
 	maxConcurrent int
+	defLimits     DefinitionLimits
 	sub           Submitter
 	barrier       ReadBarrier
 	store         storage.Repos
@@ -87,7 +92,7 @@ func NewService(cfg ServiceConfig) *Service {
 	if h == nil {
 		h = NewHub()
 	}
-	return &Service{secrets: cfg.Secrets, blobs: cfg.Blobs, maxConcurrent: cfg.MaxConcurrentExecutions, sub: cfg.Submitter, barrier: cfg.Barrier, store: cfg.Store, opts: cfg.Options, logger: l, hub: h,
+	return &Service{secrets: cfg.Secrets, blobs: cfg.Blobs, maxConcurrent: cfg.MaxConcurrentExecutions, defLimits: cfg.DefinitionLimits.withDefaults(), sub: cfg.Submitter, barrier: cfg.Barrier, store: cfg.Store, opts: cfg.Options, logger: l, hub: h,
 		checkModule: cfg.CheckModule, actionsEnabled: cfg.ActionsEnabled}
 }
 
@@ -135,18 +140,25 @@ func (s *Service) PutWorkflow(ctx context.Context, tenant string, def *Definitio
 	if _, err := Compile(def, s.opts); err != nil {
 		return nil, err
 	}
+	raw, err := json.Marshal(def)
+	if err != nil {
+		return nil, fmt.Errorf("encode workflow: %w", err)
+	}
 	// The local state may lag; the state machine checks again when the
-	// command applies. This check answers early, without a proposal.
+	// command applies. These checks answer early, without a proposal.
+	limits, err := definitionLimits(ctx, s.store)
+	if err != nil {
+		return nil, err
+	}
+	if err := limits.check(def, len(raw)); err != nil {
+		return nil, err
+	}
 	refusal, err := unregisteredAction(ctx, s.store, tenant, def, s.opts.Registered)
 	if err != nil {
 		return nil, err
 	}
 	if refusal != nil {
 		return nil, refusal
-	}
-	raw, err := json.Marshal(def)
-	if err != nil {
-		return nil, fmt.Errorf("encode workflow: %w", err)
 	}
 	res, err := s.submit(ctx, &PutWorkflow{Tenant: tenant, ID: def.ID, Definition: raw})
 	if err != nil {
@@ -388,12 +400,18 @@ func (s *Service) continueDeferred(ctx context.Context, max time.Duration) time.
 // state when they differ from it. The leader calls it: its configuration
 // wins.
 func (s *Service) SyncLimits(ctx context.Context) {
-	cur, err := s.store.Setting(ctx, "max_concurrent_executions", 0)
-	if err != nil || cur == int64(s.maxConcurrent) {
+	cur, err := s.store.Setting(ctx, settingMaxConcurrent, 0)
+	if err != nil {
 		return
 	}
-	if _, err := s.submit(ctx, &SetLimits{MaxConcurrentExecutions: s.maxConcurrent}); err == nil {
-		s.logger.Info("engine limits set", "max_concurrent_executions", s.maxConcurrent)
+	defs, err := definitionLimits(ctx, s.store)
+	if err != nil || cur == int64(s.maxConcurrent) && defs == s.defLimits {
+		return
+	}
+	cmd := &SetLimits{MaxConcurrentExecutions: s.maxConcurrent, MaxWorkflowNodes: s.defLimits.MaxNodes, MaxDefinitionBytes: s.defLimits.MaxBytes}
+	if _, err := s.submit(ctx, cmd); err == nil {
+		s.logger.Info("engine limits set", "max_concurrent_executions", s.maxConcurrent,
+			"max_workflow_nodes", s.defLimits.MaxNodes, "max_definition_bytes", s.defLimits.MaxBytes)
 	}
 }
 

@@ -3,6 +3,7 @@ package fsm
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -146,5 +147,35 @@ func TestBudgetIsDeterministic(t *testing.T) {
 	}
 	if !strings.Contains(a, `"succeeded"`) {
 		t.Fatal("nothing ran: the test shows nothing")
+	}
+}
+
+// TestDefinitionLimits: a workflow over max_workflow_nodes or
+// max_definition_bytes is refused where the command applies, naming the
+// limit; the limits come from the replicated state (SetLimits), with
+// defaults until the leader records its own.
+func TestDefinitionLimits(t *testing.T) {
+	h := newHarness(t, filepath.Join(t.TempDir(), "s.db"))
+	put := func(id string, nodes int) error {
+		t.Helper()
+		return h.applyRaw(&engine.PutWorkflow{Tenant: "default", ID: id, Definition: json.RawMessage(wide(id, nodes))})[0].Err
+	}
+	if err := put("big", 1000); err != nil {
+		t.Fatalf("1,000 nodes under the default limit: %v", err)
+	}
+	err := put("bigger", 1001)
+	if !errors.Is(err, engine.ErrInvalidWorkflow) || !strings.Contains(err.Error(), "max_workflow_nodes = 1000") {
+		t.Fatalf("1,001 nodes: %v; want a refusal naming max_workflow_nodes", err)
+	}
+	h.apply(&engine.SetLimits{MaxWorkflowNodes: 5, MaxDefinitionBytes: 2048})
+	if err := put("five", 5); err != nil {
+		t.Fatal(err)
+	}
+	if err := put("six", 6); err == nil || !strings.Contains(err.Error(), "max_workflow_nodes = 5") {
+		t.Fatalf("6 nodes under a limit of 5: %v", err)
+	}
+	h.apply(&engine.SetLimits{MaxWorkflowNodes: 100, MaxDefinitionBytes: 2048})
+	if err := put("large", 30); err == nil || !strings.Contains(err.Error(), "max_definition_bytes = 2048") {
+		t.Fatalf("a definition over 2,048 bytes: %v", err)
 	}
 }

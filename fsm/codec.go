@@ -48,6 +48,7 @@ const (
 	typeResealCredential byte = 19
 	typeCompleteAndClaim byte = 20
 	typeContinue         byte = 21
+	typeSetLimitsV2      byte = 22 // SetLimits with the definition limits
 )
 
 // ErrUnknownCommand reports a command type this version cannot apply.
@@ -193,8 +194,10 @@ func encodeCommand(e *encoder, cmd engine.Command) error {
 		e.varint(c.Tick.UnixNano())
 		e.str(c.ExecutionID)
 	case *engine.SetLimits:
-		e.byte(typeSetLimits)
+		e.byte(typeSetLimitsV2)
 		e.uvarint(uint64(c.MaxConcurrentExecutions))
+		e.uvarint(uint64(c.MaxWorkflowNodes))
+		e.uvarint(uint64(c.MaxDefinitionBytes))
 	case *engine.FireTimers:
 		e.byte(typeFireTimers)
 		e.uvarint(uint64(c.Max))
@@ -269,6 +272,8 @@ func decodeCommand(raw []byte) (engine.Command, error) {
 		c = &engine.FireCron{Tenant: d.Str(), WorkflowID: d.Str(), Trigger: d.count(), Tick: time.Unix(0, d.Varint()).UTC(), ExecutionID: d.Str()}
 	case typeSetLimits:
 		c = &engine.SetLimits{MaxConcurrentExecutions: d.count()}
+	case typeSetLimitsV2:
+		c = &engine.SetLimits{MaxConcurrentExecutions: d.count(), MaxWorkflowNodes: d.count(), MaxDefinitionBytes: d.count()}
 	case typeFireTimers:
 		c = &engine.FireTimers{Max: d.count(), Jitter: d.uint32()}
 	case typeContinue:

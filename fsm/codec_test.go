@@ -25,7 +25,7 @@ func sampleCommands() []engine.Command {
 		&engine.CancelExecution{Tenant: "default", ExecutionID: "e1", Reason: "by user"},
 		&engine.FireTimers{Max: 500, Jitter: 12345},
 		&engine.Continue{Max: 64},
-		&engine.SetLimits{MaxConcurrentExecutions: 64},
+		&engine.SetLimits{MaxConcurrentExecutions: 64, MaxWorkflowNodes: 500, MaxDefinitionBytes: 1 << 20},
 		&engine.PutCredential{Tenant: "default", Name: "github", Type: "bearer", Sealed: []byte{1, 2, 3}},
 		&engine.DeleteCredential{Tenant: "default", Name: "github"},
 		&engine.FireCron{Tenant: "default", WorkflowID: "nightly", Trigger: 1, Tick: time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC), ExecutionID: "e9"},

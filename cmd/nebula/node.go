@@ -414,6 +414,7 @@ func runNode(ctx context.Context, cfg *config.Config, r role, logger *slog.Logge
 		Logger:                  logger,
 		Hub:                     hub,
 		MaxConcurrentExecutions: cfg.Engine.MaxConcurrentExecutions,
+		DefinitionLimits:        engine.DefinitionLimits{MaxNodes: cfg.Engine.MaxWorkflowNodes, MaxBytes: cfg.Engine.MaxDefinitionBytes},
 		Blobs:                   blobs,
 		Secrets:                 keyring,
 		ActionsEnabled:          run.wasm != nil,

@@ -48,6 +48,10 @@ type Config struct {
 	Engine struct {
 		MaxConcurrentExecutions int      `toml:"max_concurrent_executions"`
 		DefaultTimeout          Duration `toml:"default_timeout"`
+		// MaxWorkflowNodes and MaxDefinitionBytes bound a saved
+		// workflow; a bigger one is refused (400 invalid_workflow).
+		MaxWorkflowNodes   int `toml:"max_workflow_nodes"`
+		MaxDefinitionBytes int `toml:"max_definition_bytes"`
 	} `toml:"engine"`
 	Storage struct {
 		Backend        string `toml:"backend"`
@@ -205,6 +209,8 @@ func Load(file []byte, defaultProfile string) (*Config, error) {
 // profile, see Load.
 func defaults() *Config {
 	c := &Config{}
+	c.Engine.MaxWorkflowNodes = 1000
+	c.Engine.MaxDefinitionBytes = 1 << 20
 	c.Cluster.NodeID = "n1"
 	c.Cluster.RaftAddr = "0.0.0.0:8788"
 	c.Cluster.GossipAddr = "0.0.0.0:8789"
@@ -311,6 +317,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Engine.MaxConcurrentExecutions < 0 {
 		return bad("engine.max_concurrent_executions", "must not be negative")
+	}
+	if c.Engine.MaxWorkflowNodes < 1 || c.Engine.MaxWorkflowNodes > 100_000 {
+		return bad("engine.max_workflow_nodes", "must be from 1 to 100000, got %d", c.Engine.MaxWorkflowNodes)
+	}
+	if c.Engine.MaxDefinitionBytes < 1024 || c.Engine.MaxDefinitionBytes > 64<<20 {
+		return bad("engine.max_definition_bytes", "must be from 1024 to %d, got %d", 64<<20, c.Engine.MaxDefinitionBytes)
 	}
 	if c.Worker.Concurrency < 1 || c.Worker.Concurrency > 4096 {
 		return bad("worker.concurrency", "must be from 1 to 4096, got %d", c.Worker.Concurrency)

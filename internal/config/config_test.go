@@ -60,6 +60,8 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 		{"same tokens", "[api]\nadmin_token = \"0123456789abcdef\"\nworker_token = \"0123456789abcdef\"\n", "api.worker_token"},
 		{"tenants without auth", "[tenant]\nenabled = true\n[api]\nauth = false\n", "api.auth"},
 		{"tenants need the admin token", "[tenant]\nenabled = true\n", "api.admin_token"},
+		{"too many nodes allowed", "[engine]\nmax_workflow_nodes = 0\n", "engine.max_workflow_nodes"},
+		{"tiny definitions", "[engine]\nmax_definition_bytes = 10\n", "engine.max_definition_bytes"},
 		{"api cert without key", "[api]\ntls_cert_file = \"a.pem\"\n", "api.tls_cert_file"},
 		{"api key without cert", "[api]\ntls_key_file = \"a-key.pem\"\n", "api.tls_cert_file"},
 		{"peer cert without CA", "[cluster.tls]\ncert_file = \"n1.pem\"\nkey_file = \"n1-key.pem\"\n", "cluster.tls.ca_file"},
