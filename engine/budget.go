@@ -27,14 +27,14 @@ type Budget struct {
 	ExecNodes int
 }
 
-// DefaultBudget is the budget of every entry. A CEL cost unit takes about
+// defaultBudget is the budget of every entry. A CEL cost unit takes about
 // 40 ns on the 2-core machine of BENCHMARKS.md, so an entry spends at most
 // about 16 ms on expressions. The node bound is loose: an entry of a full
 // group-commit batch of short chains (1,024 starts of 3 nodes) must not be
 // cut, since its nodes are cheap and deferring them costs more entries;
 // what a costly node spends is counted in cost units. One execution gets
 // a share of 150,000 units (three costly nodes) or 64 nodes per turn.
-var DefaultBudget = Budget{EntryCost: 400_000, EntryNodes: 4096, ExecCost: 150_000, ExecNodes: 64}
+var defaultBudget = Budget{EntryCost: 400_000, EntryNodes: 4096, ExecCost: 150_000, ExecNodes: 64}
 
 // Work is what one log entry has spent of its budget. Whoever applies an
 // entry makes one and passes it with each of the entry's commands
@@ -55,9 +55,10 @@ type spent struct {
 	total    uint64 // cost in the whole entry
 }
 
-// NewWork returns the spending of one entry under budget.
-func NewWork(budget Budget) *Work {
-	return &Work{budget: budget, execs: make(map[execRef]*spent)}
+// NewWork returns the spending of one entry, under the budget every
+// entry has.
+func NewWork() *Work {
+	return &Work{budget: defaultBudget, execs: make(map[execRef]*spent)}
 }
 
 // Cost and Nodes return what the entry spent.
@@ -131,8 +132,8 @@ type DefinitionLimits struct {
 	MaxBytes int
 }
 
-// DefaultDefinitionLimits are the limits when none is configured.
-var DefaultDefinitionLimits = DefinitionLimits{MaxNodes: 1000, MaxBytes: 1 << 20}
+// defaultDefinitionLimits are the limits when none is configured.
+var defaultDefinitionLimits = DefinitionLimits{MaxNodes: 1000, MaxBytes: 1 << 20}
 
 // Settings keys of the definition limits in the replicated state.
 const (
@@ -143,10 +144,10 @@ const (
 // withDefaults fills unset limits.
 func (l DefinitionLimits) withDefaults() DefinitionLimits {
 	if l.MaxNodes <= 0 {
-		l.MaxNodes = DefaultDefinitionLimits.MaxNodes
+		l.MaxNodes = defaultDefinitionLimits.MaxNodes
 	}
 	if l.MaxBytes <= 0 {
-		l.MaxBytes = DefaultDefinitionLimits.MaxBytes
+		l.MaxBytes = defaultDefinitionLimits.MaxBytes
 	}
 	return l
 }

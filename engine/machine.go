@@ -78,7 +78,7 @@ func (s Stamp) token() uint64 { return s.Index<<16 | uint64(s.Pos&0xffff) }
 func (m *Machine) Apply(ctx context.Context, tx storage.Repos, st Stamp, cmd Command) (Result, []Event, error) {
 	work := st.Work
 	if work == nil {
-		work = NewWork(DefaultBudget)
+		work = NewWork()
 	}
 	a := &applier{m: m, ctx: ctx, tx: tx, st: st, work: work}
 	var res Result
@@ -213,26 +213,21 @@ func (a *applier) emitStatus(kind EventKind, tenant, execID string, status Execu
 }
 
 func (a *applier) putWorkflow(c *PutWorkflow) (Result, error) {
-	var def struct {
-		Name string `json:"name"`
-	}
-	// The definition passed Compile before it was proposed; the name is
-	// only copied for listings.
-	_ = json.Unmarshal(c.Definition, &def)
-	// The proposer checked the limits and its registry actions against
-	// its own, possibly lagging, copy of the state; these checks are the
-	// ones every replica makes alike.
-	limits, err := definitionLimits(a.ctx, a.tx)
-	if err != nil {
-		return Result{}, err
-	}
+	// The definition passed Compile before it was proposed, and the
+	// proposer checked the limits and its registry actions against its
+	// own, possibly lagging, copy of the state; these checks are the ones
+	// every replica makes alike. The name is only copied for listings.
+	var name string
 	if parsed, err := ParseDefinition(c.Definition); err == nil {
+		name = parsed.Name
+		limits, err := definitionLimits(a.ctx, a.tx)
+		if err != nil {
+			return Result{}, err
+		}
 		if refusal := limits.check(parsed, len(c.Definition)); refusal != nil {
 			return Result{Err: refusal}, nil
 		}
-	}
-	if registered := a.m.opts.Registered; registered != nil {
-		if parsed, err := ParseDefinition(c.Definition); err == nil {
+		if registered := a.m.opts.Registered; registered != nil {
 			refusal, err := unregisteredAction(a.ctx, a.tx, c.Tenant, parsed, registered)
 			if err != nil || refusal != nil {
 				return Result{Err: refusal}, err
@@ -242,7 +237,7 @@ func (a *applier) putWorkflow(c *PutWorkflow) (Result, error) {
 	if refusal, err := a.checkNewWorkflow(c.Tenant, c.ID); err != nil || refusal != nil {
 		return Result{Err: refusal}, err
 	}
-	w := &storage.Workflow{TenantID: c.Tenant, ID: c.ID, Name: def.Name, Definition: c.Definition, CreatedAt: a.st.Now}
+	w := &storage.Workflow{TenantID: c.Tenant, ID: c.ID, Name: name, Definition: c.Definition, CreatedAt: a.st.Now}
 	if err := a.tx.PutWorkflow(a.ctx, w); err != nil {
 		return Result{}, err
 	}

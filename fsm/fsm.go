@@ -46,7 +46,7 @@ type EntryStats struct {
 	Nodes    int
 	Deferred int
 	// Tenant, Workflow and Execution name the execution that spent the
-	// most CEL cost in the entry, if any did.
+	// most CEL cost in a slow entry (one over Config.SlowEntry).
 	Tenant, Workflow, Execution string
 }
 
@@ -116,7 +116,7 @@ func (f *FSM) Apply(entries []Entry) [][]engine.Result {
 			}
 			began := time.Now()
 			// One budget for the whole entry: its commands share it.
-			work := engine.NewWork(engine.DefaultBudget)
+			work := engine.NewWork()
 			res := make([]engine.Result, len(b.Commands))
 			for pos, cmd := range b.Commands {
 				if cmd == nil {
@@ -133,7 +133,10 @@ func (f *FSM) Apply(entries []Entry) [][]engine.Result {
 			results[i] = res
 			es := EntryStats{Index: e.Index, Commands: len(b.Commands), Duration: time.Since(began),
 				Cost: work.Cost(), Nodes: work.Nodes(), Deferred: work.Deferred()}
-			es.Tenant, es.Workflow, es.Execution, _ = work.Heaviest()
+			if es.Duration >= f.cfg.SlowEntry {
+				// Only a slow entry is logged with who spent most in it.
+				es.Tenant, es.Workflow, es.Execution, _ = work.Heaviest()
+			}
 			stats = append(stats, es)
 		}
 		if last == f.applied.Load() {

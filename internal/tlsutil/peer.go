@@ -95,9 +95,6 @@ func NewPeer(cfg PeerConfig) (*Peer, error) {
 // certificate.
 func (p *Peer) Issuer() string { return p.cur.Load().issuer }
 
-// CAs returns the fingerprints of the trusted CAs.
-func (p *Peer) CAs() []string { return slices.Clone(p.cur.Load().cas) }
-
 // Trusts reports whether a certificate signed by the CA with this
 // fingerprint would be accepted.
 func (p *Peer) Trusts(issuer string) bool { return p.cur.Load().trusted[issuer] }

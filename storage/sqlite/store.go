@@ -212,9 +212,7 @@ func (s *Store) checkpointLoop(db *sql.DB, stop <-chan struct{}) {
 			return
 		case <-t.C:
 		}
-		var busy, frames, copied int
-		err := db.QueryRow(`PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &frames, &copied)
-		if err != nil {
+		if _, err := db.Exec(`PRAGMA wal_checkpoint(PASSIVE)`); err != nil {
 			s.logger.Warn("sqlite checkpoint", "path", s.path, "err", err)
 		}
 	}
